@@ -1,0 +1,58 @@
+import torch
+
+from attnfer.data.transforms import Augment, Preprocess, tta_views
+
+
+def test_preprocess_converts_layouts_and_channels():
+    gray = torch.full((2, 48, 48), 255, dtype=torch.uint8)
+    x = Preprocess(size=48, channels=1)(gray)
+    assert x.shape == (2, 1, 48, 48)
+    assert torch.allclose(x, torch.ones_like(x))  # (1 - 0.5) / 0.5
+    rgb_hwc = torch.zeros((2, 30, 30, 3), dtype=torch.uint8)
+    rgb_hwc[..., 0] = 255
+    y = Preprocess(size=64, channels=1)(rgb_hwc)
+    assert y.shape == (2, 1, 64, 64)
+    assert torch.allclose(y, torch.full_like(y, (0.299 - 0.5) / 0.5), atol=1e-4)
+    z = Preprocess(size=224, channels=3)(gray)
+    assert z.shape == (2, 3, 224, 224)
+
+
+def test_augment_is_seeded_and_changes_images():
+    x = Preprocess()(torch.randint(0, 256, (16, 48, 48), dtype=torch.uint8))
+    aug = Augment()
+    a = aug(x, torch.Generator().manual_seed(3))
+    b = aug(x, torch.Generator().manual_seed(3))
+    c = aug(x, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.allclose(a, x)
+
+
+def test_augment_without_randomness_is_identity():
+    x = Preprocess()(torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8))
+    still = Augment(flip=0, shift=0, rotation=0, zoom=0, brightness=0, contrast=0, erasing=0)
+    assert torch.allclose(still(x), x, atol=1e-4)
+
+
+def test_augment_flip_only_mirrors():
+    x = Preprocess()(torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8))
+    flip = Augment(flip=1.0, shift=0, rotation=0, zoom=0, brightness=0, contrast=0, erasing=0)
+    assert torch.allclose(flip(x), x.flip(-1), atol=1e-4)
+
+
+def test_random_erasing_zeroes_a_rectangle():
+    x = torch.ones(8, 1, 48, 48)
+    erase = Augment(flip=0, shift=0, rotation=0, zoom=0, brightness=0, contrast=0, erasing=1.0)
+    out = erase(x, torch.Generator().manual_seed(0))
+    zeroed = (out == 0).float().mean(dim=(1, 2, 3))
+    assert ((zeroed > 0.005) & (zeroed < 0.4)).all()
+
+
+def test_tta_views():
+    x = torch.randn(3, 1, 48, 48)
+    assert len(tta_views(x, "none")) == 1
+    flips = tta_views(x, "flip")
+    assert torch.equal(flips[1], x.flip(-1))
+    ten = tta_views(x, "tencrop")
+    assert len(ten) == 10 and all(v.shape == x.shape for v in ten)

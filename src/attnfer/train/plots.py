@@ -1,0 +1,140 @@
+"""PNG plots of evaluation reports and training histories (matplotlib Agg, written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+SPLITS = ("train", "val")
+METRICS = (("loss", "loss"), ("acc", "accuracy"))
+
+
+def _save_png(fig: Figure, path: str | os.PathLike) -> Path:
+    """Render ``fig`` with Agg to a temporary file in ``path``'s folder, then os.replace it."""
+    FigureCanvasAgg(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=DPI)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_confusion(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Row-normalised confusion matrix of an ``evaluation_report`` as an annotated heat map (%).
+
+    Rows are true classes, columns predicted classes; the title gives the accuracy.
+    """
+    names = list(report["label_names"])
+    cm = report["confusion_matrix_normalized"]
+    k = len(names)
+    side = max(4.0, 0.75 * k + 2.5)
+    fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(cm, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    for i in range(k):
+        for j in range(k):
+            value = cm[i][j]
+            ax.text(
+                j,
+                i,
+                f"{100 * value:.1f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value > 0.5 else "black",
+            )
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(
+        f"Confusion matrix (%), accuracy {100 * report['accuracy']:.2f} % "
+        f"(n = {report['num_samples']})"
+    )
+    return _save_png(fig, path)
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_history(history: str | os.PathLike | Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Rows of a CSV file or list of dicts, merged per epoch (the last non-empty value wins, so
+    Lightning's CSVLogger files, which log train and val of one epoch on separate rows, work)."""
+    if isinstance(history, (str, os.PathLike)):
+        with open(history, newline="") as fh:
+            rows: Iterable[Mapping[str, Any]] = list(csv.DictReader(fh))
+    else:
+        rows = history
+    merged: dict[float, dict] = {}
+    for index, row in enumerate(rows):
+        epoch = _to_float(row.get("epoch"))
+        key = index + 1 if math.isnan(epoch) else epoch
+        slot = merged.setdefault(key, {"epoch": key})
+        for name, value in row.items():
+            number = _to_float(value)
+            if name != "epoch" and not math.isnan(number):
+                slot[name] = number
+    return [merged[key] for key in sorted(merged)]
+
+
+def _column(split: str, metric: str, rows: list[dict]) -> str | None:
+    """The first of ``{split}_{metric}`` and ``{split}_{metric}_epoch`` present in any row."""
+    for name in (f"{split}_{metric}", f"{split}_{metric}_epoch"):
+        if any(name in row for row in rows):
+            return name
+    return None
+
+
+def plot_curves(
+    history: str | os.PathLike | Iterable[Mapping[str, Any]], path: str | os.PathLike
+) -> Path:
+    """Loss and accuracy per epoch for train and val, from a CSV file or a list of dicts.
+
+    Columns used: ``epoch`` (row number when missing), ``train_loss``, ``val_loss``, ``train_acc``,
+    ``val_acc`` (or the same with an ``_epoch`` suffix); missing ones are skipped, and a panel with
+    no column at all is left out. Raises ValueError when there is nothing to plot.
+    """
+    rows = _read_history(history)
+    panels = []
+    for metric, title in METRICS:
+        series = {}
+        for split in SPLITS:
+            column = _column(split, metric, rows)
+            if column is not None:
+                points = [(row["epoch"], row[column]) for row in rows if column in row]
+                series[split] = tuple(zip(*points, strict=True))
+        if series:
+            panels.append((title, series))
+    if not panels:
+        raise ValueError("training history has no train/val loss or accuracy columns")
+    fig = Figure(figsize=(5.0 * len(panels), 4.0), layout="constrained")
+    for index, (title, series) in enumerate(panels, start=1):
+        ax = fig.add_subplot(1, len(panels), index)
+        for split, (epochs, values) in series.items():
+            ax.plot(epochs, values, marker="o", markersize=3, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(title)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save_png(fig, path)

@@ -1,0 +1,145 @@
+"""Metrics on a hand-made example, the Markdown report and the PNG plots."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attnfer.train.metrics import (
+    accuracy,
+    as_predictions,
+    confusion_matrix,
+    evaluation_report,
+    macro_f1,
+    normalize_rows,
+    per_class_scores,
+    report_markdown,
+)
+from attnfer.train.plots import plot_confusion, plot_curves
+
+NAMES = ["angry", "happy", "sad"]
+# Confusion matrix (rows true, columns predicted):
+#   angry [3, 1, 0]   support 4
+#   happy [0, 2, 0]   support 2
+#   sad   [1, 1, 2]   support 4
+CM = np.array([[3, 1, 0], [0, 2, 0], [1, 1, 2]])
+Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+Y_PRED = np.array([0, 0, 0, 1, 1, 1, 0, 1, 2, 2])
+# precision = tp / column sum: 3/4, 2/4, 2/2; recall = tp / row sum: 3/4, 2/2, 2/4
+# F1 = 2PR / (P + R): 3/4, 2/3, 2/3; macro-F1 = (3/4 + 4/3) / 3 = 25/36; accuracy = 7/10.
+PRECISION = [0.75, 0.5, 1.0]
+RECALL = [0.75, 1.0, 0.5]
+F1 = [0.75, 2 / 3, 2 / 3]
+
+
+def _probs(pred, k=3):
+    probs = np.full((len(pred), k), 0.1)
+    probs[np.arange(len(pred)), pred] = 0.8
+    return probs
+
+
+def test_confusion_and_scores_by_hand():
+    cm = confusion_matrix(Y_TRUE, Y_PRED, 3)
+    assert cm.tolist() == CM.tolist()
+    assert np.array_equal(confusion_matrix(Y_TRUE, _probs(Y_PRED), 3), CM)
+    scores = per_class_scores(cm)
+    assert np.allclose(scores["precision"], PRECISION)
+    assert np.allclose(scores["recall"], RECALL)
+    assert np.allclose(scores["f1"], F1)
+    assert scores["support"].tolist() == [4, 2, 4]
+    assert macro_f1(cm) == pytest.approx(25 / 36)
+    assert accuracy(Y_TRUE, Y_PRED) == pytest.approx(0.7)
+    assert np.allclose(normalize_rows(cm), [[0.75, 0.25, 0], [0, 1, 0], [0.25, 0.25, 0.5]])
+
+
+def test_zero_denominators_and_absent_class():
+    # Class 3 never occurs and is never predicted: zero row, zero scores, left out of macro-F1.
+    cm = confusion_matrix(Y_TRUE, Y_PRED, 4)
+    assert cm[3].sum() == 0 and cm[:, 3].sum() == 0
+    assert normalize_rows(cm)[3].tolist() == [0, 0, 0, 0]
+    scores = per_class_scores(cm)
+    assert scores["precision"][3] == 0 and scores["recall"][3] == 0 and scores["f1"][3] == 0
+    assert macro_f1(cm) == pytest.approx(25 / 36)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError):
+        confusion_matrix([0, 1], [0], 2)
+    with pytest.raises(ValueError):
+        confusion_matrix([0, 2], [0, 1], 2)
+    with pytest.raises(ValueError):
+        as_predictions(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError):
+        evaluation_report(Y_TRUE, _probs(Y_PRED, 4), NAMES)
+
+
+def test_evaluation_report_and_markdown():
+    report = evaluation_report(Y_TRUE, _probs(Y_PRED), NAMES)
+    assert json.loads(json.dumps(report)) == report
+    assert report["num_samples"] == 10
+    assert report["accuracy"] == pytest.approx(0.7)
+    assert report["macro_f1"] == pytest.approx(25 / 36)
+    assert report["mean_class_accuracy"] == pytest.approx((0.75 + 1.0 + 0.5) / 3)
+    assert report["per_class"]["happy"] == {
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+    assert report["confusion_matrix"] == CM.tolist()
+    assert report["confusion_matrix_normalized"][2] == [0.25, 0.25, 0.5]
+
+    md = report_markdown(report)
+    assert "- Accuracy: 70.00 % (10 samples)" in md
+    assert "- Macro-F1: 69.44 %" in md
+    assert "| true \\ predicted | angry | happy | sad |" in md
+    assert "| angry | **75.00** | 25.00 | 0.00 |" in md
+    assert "| sad | 25.00 | 25.00 | **50.00** |" in md
+    assert "| happy | 50.00 | 100.00 | 66.67 | 2 |" in md
+
+
+def _assert_png(path, min_size=(200, 200)):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width >= min_size[0] and image.height >= min_size[1]
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 0  # something was drawn
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_plot_confusion_png(tmp_path):
+    report = evaluation_report(Y_TRUE, Y_PRED, NAMES)
+    path = plot_confusion(report, tmp_path / "out" / "cm.png")
+    assert path == tmp_path / "out" / "cm.png"
+    _assert_png(path)
+
+
+def test_plot_curves_from_rows_and_lightning_csv(tmp_path):
+    rows = [
+        {"epoch": 0, "train_loss": 1.9, "val_loss": 1.7},
+        {"epoch": 1, "train_loss": 1.5},  # val_loss missing this epoch
+        {"epoch": 2, "train_loss": 1.2, "val_loss": 1.3},
+    ]
+    path = plot_curves(rows, tmp_path / "rows.png")
+    _assert_png(path)
+    # Lightning's CSVLogger: train and val of an epoch on separate rows, empty cells elsewhere.
+    csv_path = tmp_path / "metrics.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["epoch", "step", "train_acc", "train_loss", "val_acc", "val_loss"])
+        writer.writerows(
+            [
+                [0, 9, "", "", 0.40, 1.6],
+                [0, 9, 0.35, 1.8, "", ""],
+                [1, 19, "", "", 0.50, 1.3],
+                [1, 19, 0.48, 1.4, "", ""],
+            ]
+        )
+    wide = plot_curves(csv_path, tmp_path / "csv.png")
+    _assert_png(wide)
+    with Image.open(path) as one_panel, Image.open(wide) as two_panels:
+        assert two_panels.width > one_panel.width  # loss and accuracy panels side by side
+    with pytest.raises(ValueError):
+        plot_curves([{"epoch": 0, "lr": 0.1}], tmp_path / "none.png")

@@ -2,7 +2,7 @@
 
 
 class AttnferError(Exception):
-    """Base class; the command line prints these as one clear line, never a traceback."""
+    """Base class; the command line prints these as one clear line and exits with code 2."""
 
 
 class DataError(AttnferError):

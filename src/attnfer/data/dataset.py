@@ -107,10 +107,13 @@ class FaceDataset:
             meta["subject_names"] = json.dumps(names.tolist())
         if self.soft_labels is not None:
             tensors["soft_labels"] = np.asarray(self.soft_labels, dtype=np.float32)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, str(tmp), metadata=meta)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot write ({exc.strerror or exc})") from None
         return path
 
     @classmethod

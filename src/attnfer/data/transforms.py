@@ -128,7 +128,7 @@ def tta_views(x: torch.Tensor, mode: str = "flip") -> list[torch.Tensor]:
     tops = [0, 0, h - ch, h - ch, (h - ch) // 2]
     lefts = [0, w - cw, 0, w - cw, (w - cw) // 2]
     crops = [
-        F.interpolate(x[..., t : t + ch, l : l + cw], size=(h, w), mode="bilinear")
-        for t, l in zip(tops, lefts, strict=True)
+        F.interpolate(x[..., t : t + ch, left : left + cw], size=(h, w), mode="bilinear")
+        for t, left in zip(tops, lefts, strict=True)
     ]
     return crops + [c.flip(-1) for c in crops]

@@ -1,0 +1,5 @@
+"""``python -m attnfer``: the command line."""
+
+from .cli import run
+
+run()

@@ -1,0 +1,138 @@
+"""``attnfer data info|pack``: look at a data set, and pack it into one fast-loading file."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .dataset import FaceDataset
+from .decode import BadSamples
+from .readers import FORMATS, load_dataset
+
+data_app = typer.Typer(
+    help="Inspect face data sets and pack them into one file that loads in a fraction of a second.",
+    no_args_is_help=True,
+)
+# soft_wrap: long lines (file paths) are never broken by inserted newlines.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+SrcArg = Annotated[Path, typer.Argument(help="Data set: folder, CSV or packed .safetensors file.")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", "-f", help=f"Skip detection: {', '.join(FORMATS)}.")
+]
+ColorOpt = Annotated[str | None, typer.Option(help="gray or rgb (default: the data set's own).")]
+SizeOpt = Annotated[
+    int | None, typer.Option(help="Resize to SIZE x SIZE (default: only when sizes differ).")
+]
+MaxBadOpt = Annotated[
+    int, typer.Option(help="Stop when more samples than this are unreadable; -1: no limit.")
+]
+
+
+def _load(src: Path, fmt: str | None, color: str | None, size: int | None, max_bad: int):
+    """Load with a progress bar; returns (data, bad samples, seconds)."""
+    bad = BadSamples(None if max_bad < 0 else max_bad)
+    columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    start = time.perf_counter()
+    quiet = not err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("decode", total=None)
+        data = load_dataset(
+            src,
+            format=fmt,
+            color=color,
+            size=size,
+            bad=bad,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    return data, bad, time.perf_counter() - start
+
+
+def counts_table(data: FaceDataset) -> Table:
+    """Images per label (rows) and split (columns), with totals."""
+    summary = data.summary()
+    columns = list(summary) + (["total"] if data.splits else [])
+    table = Table()
+    table.add_column("label")
+    for column in columns:
+        table.add_column(column, justify="right")
+    overall = data.class_counts()
+    for label in data.label_names:
+        cells = [summary[s][label] for s in summary] + ([overall[label]] if data.splits else [])
+        table.add_row(label, *(f"{n:,}" for n in cells))
+    totals = [sum(summary[s].values()) for s in summary] + ([len(data)] if data.splits else [])
+    table.add_row("total", *(f"{n:,}" for n in totals), style="bold")
+    return table
+
+
+def describe(data: FaceDataset, bad: BadSamples) -> list[str]:
+    """Lines under the table: size, channels, classes, subjects, unsplit rows, bad samples."""
+    height, width = data.image_size
+    present = [name for name, n in data.class_counts().items() if n]
+    lines = [
+        f"images: {len(data):,}",
+        f"size: {height}x{width}, channels: {data.channels}",
+        f"labels: {len(present)} ({', '.join(present)})",
+    ]
+    if len(present) != data.num_classes:
+        lines[-1] += f" of {data.num_classes} classes"
+    if data.subjects is not None:
+        lines.append(f"subjects: {len(set(data.subjects.tolist())):,}")
+    if data.soft_labels is not None:
+        lines.append("soft labels: yes")
+    in_splits = sum(len(v) for v in data.splits.values())
+    if data.splits and in_splits != len(data):
+        lines.append(f"not in any split: {len(data) - in_splits:,}")
+    lines.append(f"bad samples: {bad.summary()}")
+    return lines
+
+
+@data_app.command()
+def info(
+    src: SrcArg,
+    format: FormatOpt = None,
+    color: ColorOpt = None,
+    size: SizeOpt = None,
+    max_bad_samples: MaxBadOpt = 100,
+) -> None:
+    """Counts per split and label, image size and channels, subjects and bad samples skipped."""
+    data, bad, seconds = _load(src, format, color, size, max_bad_samples)
+    console.print(f"[bold]{escape(data.name)}[/bold]: {len(data):,} images", highlight=False)
+    console.print(counts_table(data))
+    for line in describe(data, bad):
+        console.print(line, highlight=False)
+    console.print(f"read in {seconds:.2f} s", highlight=False)
+
+
+@data_app.command()
+def pack(
+    src: SrcArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
+    format: FormatOpt = None,
+    color: ColorOpt = None,
+    size: SizeOpt = None,
+    max_bad_samples: MaxBadOpt = 100,
+) -> None:
+    """Decode SRC once and save it as one safetensors file (then: attnfer data info FILE)."""
+    data, bad, seconds = _load(src, format, color, size, max_bad_samples)
+    data.save(out)
+    start = time.perf_counter()
+    FaceDataset.load(out)
+    load_seconds = time.perf_counter() - start
+    height, width = data.image_size
+    console.print(
+        f"packed {len(data):,} images ({height}x{width}, {data.channels} channel"
+        f"{'s' if data.channels > 1 else ''}) in {seconds:.1f} s -> {out} "
+        f"({out.stat().st_size / 1e6:.1f} MB); it loads in {load_seconds:.2f} s",
+        highlight=False,
+    )
+    if bad.entries or bad.dropped:
+        console.print(f"bad samples: {bad.summary()}", highlight=False)

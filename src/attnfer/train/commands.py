@@ -1,0 +1,136 @@
+"""``attnfer train | evaluate | cv | compare``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..data.readers import load_dataset
+from .config import Recipe, load_recipe
+
+console = Console()
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Recipe YAML file.")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe key: trainer.epochs=5.")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")]
+
+
+def _run_dir(recipe: Recipe, out: Path | None) -> Path:
+    return out or Path("runs") / recipe.name
+
+
+def train(
+    config: ConfigOpt,
+    overrides: SetOpt = None,
+    out: OutOpt = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last.ckpt.")] = False,
+) -> None:
+    """Train a recipe; writes checkpoints, model.safetensors, curves and the test report."""
+    from .run import fit
+
+    recipe = load_recipe(config, overrides)
+    result = fit(recipe, _run_dir(recipe, out), resume=resume)
+    console.print(f"model: {result.model_path}  ({result.seconds / 60:.1f} min)")
+    if result.best_val_acc is not None:
+        console.print(f"best val accuracy: {100 * result.best_val_acc:.2f}%")
+    if result.test_report:
+        console.print(f"test accuracy: {100 * result.test_report['accuracy']:.2f}%")
+
+
+def evaluate(
+    checkpoint: Annotated[str, typer.Argument(help="model.safetensors, run folder or 'default'.")],
+    data: Annotated[Path, typer.Option("--data", help="Data set: folder, CSV or packed file.")],
+    split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every row).")] = "test",
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip, tencrop.")] = "none",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the JSON/Markdown/PNG report.")
+    ] = None,
+) -> None:
+    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of a model on a data split."""
+    from ..pretrained import load_pretrained
+    from .evaluate import evaluate_model, write_report
+
+    pre = load_pretrained(checkpoint)
+    dataset = load_dataset(data)
+    part = dataset if split == "all" else dataset.split(split)
+    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta)
+    console.print(
+        f"{part.name}: {report['samples']} faces, accuracy {100 * report['accuracy']:.2f}%, "
+        f"macro-F1 {100 * report['macro_f1']:.2f}% (tta={tta})"
+    )
+    if out is not None:
+        for path in write_report(report, out / f"eval_{split}_{tta}"):
+            console.print(f"wrote {path}")
+
+
+def cv(
+    config: ConfigOpt,
+    folds: Annotated[int, typer.Option(help="Number of subject-independent folds.")] = 10,
+    overrides: SetOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Subject-independent k-fold cross-validation (CK+, JAFFE): mean and std of accuracy."""
+    from .run import fit, prepare_cv_folds
+
+    recipe = load_recipe(config, overrides)
+    recipe = dataclasses.replace(
+        recipe, data=dataclasses.replace(recipe.data, val_split=None, test_split="test")
+    )
+    run_dir = _run_dir(recipe, out)
+    accs = []
+    for k, fold_data in enumerate(prepare_cv_folds(recipe, folds)):
+        fold_dir = run_dir / f"fold_{k:02d}"
+        done = fold_dir / "eval_test.json"
+        if done.exists():
+            report = json.loads(done.read_text())
+        else:
+            report = fit(recipe, fold_dir, resume=True, data=fold_data).test_report
+        accs.append(report["accuracy"])
+        console.print(f"fold {k + 1}/{folds}: {100 * accs[-1]:.2f}%")
+    summary = {"folds": folds, "accuracies": accs, "mean": float(np.mean(accs)),
+               "std": float(np.std(accs))}  # fmt: skip
+    (run_dir / "cv.json").write_text(json.dumps(summary, indent=2))
+    console.print(
+        f"{recipe.name}: {folds}-fold accuracy {100 * summary['mean']:.2f} "
+        f"± {100 * summary['std']:.2f}%"
+    )
+
+
+def compare(
+    configs: Annotated[list[Path], typer.Argument(help="Recipe files to train and compare.")],
+    overrides: SetOpt = None,
+) -> None:
+    """Train (or reuse finished runs of) several recipes; print ours beside the papers'."""
+    from .run import fit
+
+    table = Table(title="ours vs paper (test accuracy, %)")
+    for col in ("recipe", "paper", "paper's figure", "ours", "difference"):
+        table.add_column(col)
+    for config in configs:
+        recipe = load_recipe(config, overrides)
+        run_dir = _run_dir(recipe, None)
+        done = run_dir / f"eval_{recipe.data.test_split}.json"
+        if done.exists():
+            report = json.loads(done.read_text())
+        else:
+            report = fit(recipe, run_dir, resume=True).test_report
+        ours = 100 * report["accuracy"] if report else None
+        theirs = recipe.paper.get("result")
+        diff = f"{ours - theirs:+.2f}" if ours is not None and theirs is not None else "-"
+        table.add_row(
+            recipe.name,
+            str(recipe.paper.get("id", "-")),
+            "-" if theirs is None else f"{theirs:.2f}",
+            "-" if ours is None else f"{ours:.2f}",
+            diff,
+        )
+    console.print(table)

@@ -1,0 +1,60 @@
+"""The Lightning data module: decoded faces in memory, batched augmentation on the device."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..data.dataset import FaceDataset
+from ..data.transforms import Augment, Preprocess
+
+
+class FaceDataModule(L.LightningDataModule):
+    """Serves uint8 faces from memory; preprocessing and augmentation run per batch after the
+    transfer to the device, so a batch costs one tensor gather and a few batched kernels."""
+
+    def __init__(
+        self,
+        train: FaceDataset,
+        val: FaceDataset | None,
+        preprocess: Preprocess,
+        augment: Augment | None,
+        batch_size: int = 128,
+        channels_last: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.preprocess, self.augment = preprocess, augment
+        self.batch_size = batch_size
+        self.channels_last = channels_last
+        self.seed = seed
+
+    @staticmethod
+    def _tensors(data: FaceDataset) -> TensorDataset:
+        return TensorDataset(torch.from_numpy(data.images), torch.from_numpy(data.labels))
+
+    def train_dataloader(self) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self._tensors(self.train_set),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) > self.batch_size,
+            generator=gen,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self._tensors(self.val_set), batch_size=max(self.batch_size, 256))
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        x = self.preprocess(images)
+        if self.trainer is not None and self.trainer.training and self.augment is not None:
+            x = self.augment(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, labels

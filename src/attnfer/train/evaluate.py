@@ -1,0 +1,72 @@
+"""Evaluation of a trained model on a data split, across data sets with label mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.dataset import FaceDataset
+from ..data.transforms import Preprocess, tta_views
+from .metrics import evaluation_report, report_markdown
+from .plots import plot_confusion
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: torch.nn.Module,
+    preprocess: Preprocess,
+    images: np.ndarray,
+    tta: str = "none",
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Class probabilities for uint8 faces, averaged over the test-time views."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = preprocess(torch.from_numpy(images[start : start + batch_size]))
+        views = tta_views(x, tta)
+        out.append(torch.stack([model(v).float().softmax(1) for v in views]).mean(0))
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    preprocess: Preprocess,
+    label_names: tuple[str, ...],
+    data: FaceDataset,
+    tta: str = "none",
+) -> dict:
+    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of ``model`` on ``data``.
+
+    Labels are canonical indices on both sides. Samples whose label the model does not know
+    (contempt for a seven-class model) are left out, and predictions are restricted to the
+    classes the data has (a FER2013 model on CK+48, which has no neutral, chooses among six).
+    """
+    known = data.labels < len(label_names)
+    present = np.unique(data.labels[known])
+    probs = predict_proba(model, preprocess, data.images[known], tta)
+    probs = probs[:, present]
+    probs = probs / probs.sum(1, keepdims=True)
+    y_true = np.searchsorted(present, data.labels[known])
+    report = evaluation_report(y_true, probs, [label_names[i] for i in present])
+    report.update(
+        data=data.name,
+        tta=tta,
+        samples=int(known.sum()),
+        excluded_unknown_labels=int((~known).sum()),
+    )
+    return report
+
+
+def write_report(report: dict, stem: str | Path) -> list[Path]:
+    """``stem``.json, .md and .png (row-normalised confusion matrix)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".png")]
+    paths[0].write_text(json.dumps(report, indent=2))
+    paths[1].write_text(report_markdown(report))
+    plot_confusion(report, paths[2])
+    return paths

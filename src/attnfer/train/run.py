@@ -1,0 +1,215 @@
+"""Fit a recipe: data in memory, Lightning trainer, checkpoints, the exported model and reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from ..data.dataset import FaceDataset
+from ..data.readers import load_dataset
+from ..data.splits import (
+    deep_emotion_jaffe_split,
+    fold_splits,
+    stratified_split,
+    subject_folds,
+    with_splits,
+)
+from ..errors import ConfigError
+from ..models import load_weights
+from ..pretrained import save_pretrained
+from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
+from .config import Recipe
+from .datamodule import FaceDataModule
+from .evaluate import evaluate_model, write_report
+from .losses import class_weights
+from .plots import plot_curves
+from .task import FERTask
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    model_path: Path
+    best_val_acc: float | None
+    test_report: dict | None
+    seconds: float
+
+
+def pick_precision(requested: str) -> str:
+    """``auto``: bf16 autocast on a GPU or a CPU with bf16 instructions, else fp32."""
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "32-true"
+    return "bf16-mixed" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "32-true"
+
+
+def prepare_data(recipe: Recipe) -> FaceDataset:
+    """Load the recipe's data and give it train/val/test splits by ``data.split``."""
+    cfg, seed = recipe.data, recipe.trainer.seed
+    data = load_dataset(cfg.source, format=cfg.format, max_bad_samples=cfg.max_bad_samples)
+    if cfg.split == "stratified":
+        data = stratified_split(data, cfg.fractions or (0.8, 0.1, 0.1), seed=seed)
+    elif cfg.split == "subject":
+        data = with_splits(
+            data, subject_fraction_splits(data, cfg.fractions or (0.8, 0.1, 0.1), seed)
+        )
+    elif cfg.split == "jaffe_deep_emotion":
+        data = deep_emotion_jaffe_split(data, seed=seed)
+    if cfg.train_split not in data.splits:
+        raise ConfigError(
+            f"{recipe.path}: data {cfg.source} has no split {cfg.train_split!r} "
+            f"(splits: {', '.join(data.splits) or 'none'}); set data.split to make them"
+        )
+    return data
+
+
+def subject_fraction_splits(data: FaceDataset, fractions, seed: int) -> dict:
+    """Train/val/test by fractions with no subject on two sides: whole folds of a 10-fold split."""
+    folds = subject_folds(data.subjects, 10, seed) if data.subjects is not None else None
+    if folds is None:
+        raise ConfigError(f"{data.name}: a subject split needs subject ids")
+    counts = np.round(np.asarray(fractions, dtype=float) / sum(fractions) * 10).astype(int)
+    counts[0] = 10 - counts[1:].sum()
+    names = ("train", "val", "test")[: len(counts)]
+    bounds = np.cumsum(counts)
+    return {
+        name: np.sort(np.concatenate(folds[bounds[i] - counts[i] : bounds[i]]))
+        for i, name in enumerate(names)
+        if counts[i] > 0
+    }
+
+
+def prepare_cv_folds(recipe: Recipe, k: int):
+    """The recipe's data once per subject-independent fold: fold ``i`` as ``test``."""
+    data = load_dataset(
+        recipe.data.source, format=recipe.data.format, max_bad_samples=recipe.data.max_bad_samples
+    )
+    if data.subjects is None:
+        raise ConfigError(f"{recipe.path}: {recipe.data.source} has no subject ids for k-fold")
+    folds = subject_folds(data.subjects, k, recipe.trainer.seed)
+    for i in range(k):
+        yield with_splits(data, fold_splits(folds, i))
+
+
+def fit(
+    recipe: Recipe,
+    run_dir: str | Path,
+    resume: bool = False,
+    data: FaceDataset | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train ``recipe`` into ``run_dir``; with ``resume`` continue from ``run_dir/last.ckpt``."""
+    start = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str))
+    data = data if data is not None else prepare_data(recipe)
+    cfg = recipe.data
+    train = data.split(cfg.train_split)
+    val = data.split(cfg.val_split) if cfg.val_split and cfg.val_split in data.splits else None
+    L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
+
+    weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
+    task = make_task(recipe, data.num_classes, weights)
+    dm = FaceDataModule(
+        train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
+        recipe.trainer.channels_last, recipe.trainer.seed,
+    )  # fmt: skip
+    monitor = "val_acc" if val is not None else None
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor=monitor, mode="max", save_last=True,
+        every_n_epochs=1, enable_version_counter=False,
+    )  # fmt: skip
+    callbacks: list[L.Callback] = [checkpoint, EpochSummary()]
+    if recipe.stages:
+        callbacks.append(StagedUnfreeze(recipe.stages))
+    if recipe.trainer.early_stopping_patience and val is not None:
+        callbacks.append(
+            EarlyStopping("val_acc", mode="max", patience=recipe.trainer.early_stopping_patience)
+        )
+    trainer = L.Trainer(
+        max_epochs=recipe.total_epochs,
+        precision=pick_precision(recipe.trainer.precision),
+        callbacks=callbacks,
+        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
+        plugins=[AtomicCheckpointIO()],
+        check_val_every_n_epoch=recipe.trainer.val_every,
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        deterministic=False,
+        default_root_dir=run_dir,
+    )
+    last = run_dir / "last.ckpt"
+    trainer.fit(task, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+
+    best_path = checkpoint.best_model_path or str(last)
+    state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
+    task.load_state_dict(state)
+    model = task.model.float().eval().to(memory_format=torch.contiguous_format)
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
+    info = {
+        "recipe": recipe.name,
+        "recipe_path": recipe.path,
+        "data": cfg.source,
+        "epochs": trainer.current_epoch,
+        "best_val_acc": best_val,
+        "train_seconds": round(time.time() - start, 1),
+        "precision": pick_precision(recipe.trainer.precision),
+    }
+    model_path = save_pretrained(
+        run_dir / "model.safetensors", model, recipe.model.name, data.label_names,
+        recipe.preprocess, recipe.model.kwargs, info,
+    )  # fmt: skip
+    rows = history(run_dir)
+    if rows:
+        plot_curves(rows, run_dir / "curves.png")
+    report = None
+    if cfg.test_split and cfg.test_split in data.splits:
+        test = data.split(cfg.test_split)
+        report = evaluate_model(model, recipe.preprocess, data.label_names, test)
+        write_report(report, run_dir / f"eval_{cfg.test_split}")
+    return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+def _attempt(run_dir: Path) -> int:
+    """Each start or resume logs to its own CSV (Lightning's logger clears an existing one)."""
+    return len(list((run_dir / "logs").glob("attempt_*")))
+
+
+def history(run_dir: Path) -> list[dict]:
+    """Logged metrics of every attempt of a run, in order (a resumed epoch's last rows win)."""
+    rows: list[dict] = []
+    for path in sorted((run_dir / "logs").glob("attempt_*/metrics.csv"), key=_attempt_number):
+        with path.open(newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+def _attempt_number(path: Path) -> int:
+    return int(path.parent.name.removeprefix("attempt_"))
+
+
+def make_task(recipe: Recipe, num_classes: int, weights: torch.Tensor | None):
+    task = FERTask(recipe, num_classes, weights)
+    if recipe.model.weights:
+        load_weights(task.model, recipe.model.weights, mode=recipe.model.weights_mode)
+    if recipe.trainer.channels_last:
+        task.model.to(memory_format=torch.channels_last)
+    if recipe.trainer.compile:
+        task.model.compile()  # in place: state_dict keys stay those of the plain model
+    return task

@@ -1,0 +1,135 @@
+"""The Lightning module: a model from the zoo, its losses, optimiser and schedule."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.transforms import tta_views
+from ..models import create_model
+from .config import Recipe
+from .losses import CenterLoss, IslandLoss, WeightNormPenalty
+
+
+class FERTask(L.LightningModule):
+    """Classification of faces with the recipe's losses; logs loss and accuracy per epoch."""
+
+    def __init__(self, recipe: Recipe, num_classes: int, class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.recipe = recipe
+        cfg = recipe.loss
+        self.model = create_model(
+            recipe.model.name,
+            num_classes=num_classes,
+            in_chans=recipe.preprocess.channels,
+            input_size=(recipe.preprocess.size, recipe.preprocess.size),
+            **recipe.model.kwargs,
+        )
+        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.feature_loss: nn.Module | None = None
+        if cfg.feature_loss == "center":
+            self.feature_loss = CenterLoss(num_classes, self.model.num_features)
+        elif cfg.feature_loss == "island":
+            self.feature_loss = IslandLoss(num_classes, self.model.num_features, cfg.island_lambda1)
+        self.weight_norm: nn.Module | None = None
+        if cfg.weight_norm_lambda > 0:
+            linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)][-2:]
+            self.weight_norm = WeightNormPenalty(linears, cfg.weight_norm_lambda)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _classification_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float(),
+            y,
+            weight=self.class_weights,
+            label_smoothing=self.recipe.loss.label_smoothing,
+        )
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if self.feature_loss is None:
+            logits = self.model(x)
+            loss = self._classification_loss(logits, y)
+        else:
+            features = self.model.forward_features(x)
+            logits = self.model.classifier(features)
+            loss = self._classification_loss(logits, y)
+            loss = loss + self.recipe.loss.feature_lambda * self.feature_loss(features.float(), y)
+        if self.weight_norm is not None:
+            loss = loss + self.weight_norm()
+        acc = (logits.argmax(1) == y).float().mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.model(x)
+        self.log("val_loss", F.cross_entropy(logits.float(), y), on_epoch=True, prog_bar=True)
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, prog_bar=True)
+
+    def predict_proba(self, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+        """Class probabilities averaged over the test-time views."""
+        views = tta_views(x, tta)
+        return torch.stack([self.model(v).float().softmax(1) for v in views]).mean(0)
+
+    def configure_optimizers(self):
+        opt_cfg, sched_cfg = self.recipe.optimizer, self.recipe.schedule
+        groups = [{"params": list(self.model.parameters())}]
+        if self.feature_loss is not None:
+            centres = list(self.feature_loss.parameters())
+            groups.append(
+                {"params": centres, "lr": self.recipe.loss.center_lr, "weight_decay": 0.0}
+            )
+        if opt_cfg.name == "sgd":
+            optimizer = torch.optim.SGD(
+                groups,
+                lr=opt_cfg.lr,
+                momentum=opt_cfg.momentum,
+                weight_decay=opt_cfg.weight_decay,
+                nesterov=opt_cfg.nesterov and opt_cfg.momentum > 0,
+            )
+        else:
+            cls = torch.optim.Adam if opt_cfg.name == "adam" else torch.optim.AdamW
+            optimizer = cls(groups, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+        epochs = self.recipe.total_epochs
+        if sched_cfg.name == "none" or self.recipe.stages:
+            return optimizer
+        if sched_cfg.name == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=1 / sched_cfg.divisor, patience=sched_cfg.patience
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"},
+            }
+        if sched_cfg.name == "step":
+            scheduler = torch.optim.lr_scheduler.StepLR(
+                optimizer, step_size=sched_cfg.step_size, gamma=sched_cfg.gamma
+            )
+        else:
+            steps = max(int(self.trainer.estimated_stepping_batches), 1)
+            warmup = int(steps * sched_cfg.warmup_epochs / max(epochs, 1))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, partial(warmup_cosine, warmup=warmup, total=steps)
+            )
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float = 1e-3) -> float:
+    """Learning-rate factor: linear warm-up for ``warmup`` steps, then cosine decay to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -11,6 +11,7 @@ from . import __version__
 from .data.commands import data_app
 from .errors import AttnferError
 from .models.commands import models_command
+from .predict_commands import export, predict
 from .train import commands as train_commands
 
 app = typer.Typer(
@@ -19,6 +20,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
+app.command()(predict)
+app.command()(export)
 app.add_typer(data_app, name="data")
 app.command("models")(models_command)
 app.command()(train_commands.train)

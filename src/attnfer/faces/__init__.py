@@ -1,0 +1,40 @@
+"""Faces in photos: detection (several offline back ends), alignment, image reading, drawing.
+
+``create_detector("default").detect(rgb)`` returns :class:`Face` objects (box, score, five
+landmarks); :func:`align_face` turns one into the model's input; :func:`load_image` reads any
+supported input as RGB; :func:`annotate` draws results.
+"""
+
+from .align import ENLARGE, align_face, alignment_matrix, eye_angle, fit_to_input
+from .backends import (
+    DEFAULT_DETECTOR,
+    MTCNNDetector,
+    RetinaFaceDetector,
+    YuNetDetector,
+    create_detector,
+    list_detectors,
+)
+from .base import LANDMARK_NAMES, Detector, Face
+from .draw import annotate
+from .images import MAX_PIXELS, ImageInput, load_image
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "ENLARGE",
+    "LANDMARK_NAMES",
+    "MAX_PIXELS",
+    "Detector",
+    "Face",
+    "ImageInput",
+    "MTCNNDetector",
+    "RetinaFaceDetector",
+    "YuNetDetector",
+    "align_face",
+    "alignment_matrix",
+    "annotate",
+    "create_detector",
+    "eye_angle",
+    "fit_to_input",
+    "list_detectors",
+    "load_image",
+]

@@ -1,0 +1,112 @@
+"""The face detector interface: :class:`Face` and the :class:`Detector` base class.
+
+Every back end returns faces in the pixel coordinates of the image it was given, with a box
+``(x1, y1, x2, y2)``, a confidence score and five landmarks in a fixed order: the eye on the
+image's left, the eye on the image's right, the nose tip, the mouth corner on the image's left and
+the one on the image's right. Large images are downscaled (longest side ``max_side``) for
+detection only; boxes and landmarks are scaled back to the full image.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import ModuleType
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from ..errors import DataError, ModelError
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+MAX_SIDE = 960  # longest side detection runs at; larger images are downscaled for it
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: box ``(x1, y1, x2, y2)`` in pixels, detector score (None when the face was not
+    detected but given, as a whole-image crop) and five landmarks or None."""
+
+    box: tuple[float, float, float, float]
+    score: float | None = None
+    landmarks: tuple[Point, ...] | None = None
+
+    def scaled(self, factor: float) -> Face:
+        """The same face in an image ``factor`` times as large."""
+        box = tuple(v * factor for v in self.box)
+        marks = self.landmarks and tuple((x * factor, y * factor) for x, y in self.landmarks)
+        return Face(box, self.score, marks)  # type: ignore[arg-type]
+
+    def clipped(self, width: int, height: int) -> Face:
+        """The face with its box clipped to a ``width`` x ``height`` image."""
+        x1, y1, x2, y2 = self.box
+        box = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
+        return Face(box, self.score, self.landmarks)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A uint8 H x W (x 1 or 3) image as a contiguous H x W x 3 RGB array."""
+    if image.dtype != np.uint8:
+        raise DataError(f"face detection needs a uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DataError(f"face detection needs an H x W or H x W x 3 image, got {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def require(module: str, pip_name: str, detector: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` for ``detector``; ModelError saying what to install when it is missing."""
+    try:
+        with warnings.catch_warnings():  # old detector packages warn on import (imghdr, 'is')
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return importlib.import_module(module)
+    except ImportError as exc:
+        hint = f"pip install {pip_name}" + (
+            f"  (or pip install 'attnfer[{extra}]')" if extra else ""
+        )
+        raise ModelError(
+            f"the {detector!r} face detector needs the {pip_name} package ({exc}): {hint}"
+        ) from None
+
+
+class Detector(ABC):
+    """Finds faces in RGB uint8 images; subclasses implement :meth:`_detect`.
+
+    ``min_score`` None keeps the back end's own threshold; ``max_side`` is the longest side
+    detection runs at.
+    """
+
+    name: ClassVar[str]
+    default_score: ClassVar[float]
+
+    def __init__(self, min_score: float | None = None, max_side: int = MAX_SIDE) -> None:
+        self.min_score = self.default_score if min_score is None else float(min_score)
+        self.max_side = int(max_side)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an H x W x 3 RGB (or H x W gray) uint8 image, left to right."""
+        image = as_rgb(image)
+        height, width = image.shape[:2]
+        scale = min(1.0, self.max_side / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        faces = [f.scaled(1.0 / scale).clipped(width, height) for f in self._detect(image)]
+        faces = [f for f in faces if f.box[2] > f.box[0] and f.box[3] > f.box[1]]
+        return sorted(faces, key=lambda f: f.box[0] + f.box[2])
+
+    @abstractmethod
+    def _detect(self, image: np.ndarray) -> list[Face]:
+        """Faces scoring at least ``min_score`` in a contiguous RGB uint8 image."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side})"

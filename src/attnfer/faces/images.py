@@ -1,0 +1,146 @@
+"""Reading photos for recognition: paths, bytes, PIL images or arrays -> RGB uint8 arrays.
+
+Arrays are taken as RGB(A) (convert OpenCV's BGR first) or gray, uint8, 16-bit (uint16, scaled
+by 1/257), other integers (16-bit when any value exceeds 255), floats (0..1 when no value exceeds
+1, else 0..255) or bool. Alpha is composited on white. EXIF orientation is applied. An image
+whose header declares more than ``max_pixels`` pixels is refused before it is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DataError
+
+MAX_PIXELS = 100_000_000  # 100 MP: larger files are refused before decoding
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
+_INT16_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def describe(src: Any) -> str:
+    """How to name ``src`` in messages: its path, or its kind."""
+    if isinstance(src, str | os.PathLike):
+        return str(src)
+    if isinstance(src, bytes | bytearray | memoryview):
+        return "image bytes"
+    return f"{type(src).__name__} image"
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """Pixel values of any numeric dtype as uint8 (see the module notes for the rules)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * 255
+    if array.dtype == np.uint16 or (
+        np.issubdtype(array.dtype, np.integer) and array.size and array.max() > 255
+    ):
+        return np.clip(np.rint(array / 257.0), 0, 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.nan_to_num(array.astype(np.float32))
+        scale = 255.0 if finite.size and finite.max() <= 1.0 else 1.0
+        return np.clip(np.rint(finite * scale), 0, 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer):
+        return np.clip(array, 0, 255).astype(np.uint8)
+    raise DataError(f"cannot read pixels of dtype {array.dtype} as an image")
+
+
+def _on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``color`` (uint8) composited on a white background by ``alpha`` (uint8)."""
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    out = color.astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.rint(out).astype(np.uint8)
+
+
+def array_to_rgb(array: np.ndarray) -> np.ndarray:
+    """An H x W (x 1, 2, 3 or 4) array of any supported dtype as H x W x 3 RGB uint8."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        pixels = to_uint8(array)
+        array = _on_white(pixels[..., :-1], pixels[..., -1])
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise DataError(f"an image array must be H x W, H x W x 3 or 4, got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise DataError(f"empty image array (shape {array.shape})")
+    array = to_uint8(array)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    return np.ascontiguousarray(array)
+
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """A PIL image of any mode (16-bit and float included) as H x W x 3 RGB uint8."""
+    if image.mode in _INT16_MODES or image.mode == "F":
+        return array_to_rgb(np.asarray(image))
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        return array_to_rgb(np.asarray(image.convert("RGBA")))
+    return np.asarray(image.convert("RGB"))
+
+
+def _check_size(image: Image.Image, where: str, max_pixels: int) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise DataError(
+            f"{where}: {width} x {height} pixels ({width * height / 1e6:.1f} MP) is above the "
+            f"limit of {max_pixels / 1e6:.1f} MP"
+        )
+
+
+def _open_file(src: str | os.PathLike | bytes, where: str, max_pixels: int) -> np.ndarray:
+    if isinstance(src, bytes):
+        if not src:
+            raise DataError(f"{where}: empty data (0 bytes)")
+        src = io.BytesIO(src)
+    else:
+        try:
+            if os.path.isdir(src):
+                raise DataError(f"{where}: is a folder, not an image file")
+            if os.path.getsize(src) == 0:
+                raise DataError(f"{where}: empty file (0 bytes)")
+        except OSError as exc:
+            raise DataError(f"{where}: cannot read file ({exc.strerror or exc})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
+            with Image.open(src) as image:
+                _check_size(image, where, max_pixels)
+                return pil_to_rgb(ImageOps.exif_transpose(image))
+    except UnidentifiedImageError:
+        raise DataError(f"{where}: not an image (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found[1]) / 1e6:.1f} MP" if found else "image"
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        raise DataError(f"{where}: {size} is above the limit of {limit / 1e6:.1f} MP") from None
+    except DataError:
+        raise
+    except Exception as exc:  # decoders raise OSError, ValueError, SyntaxError, EOFError, ...
+        raise DataError(f"{where}: corrupt or truncated image ({exc})") from None
+
+
+def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A path, encoded bytes, PIL image or array as an H x W x 3 RGB uint8 array.
+
+    Raises DataError naming the file (or the input's kind) and the problem: missing, empty, not
+    an image, corrupt or truncated, above ``max_pixels``, or an unsupported array.
+    """
+    where = describe(src)
+    if isinstance(src, np.ndarray):
+        return array_to_rgb(src)
+    if isinstance(src, Image.Image):
+        _check_size(src, where, max_pixels)
+        return pil_to_rgb(ImageOps.exif_transpose(src))
+    if isinstance(src, bytearray | memoryview):
+        src = bytes(src)
+    if isinstance(src, str | os.PathLike | bytes):
+        return _open_file(src, where, max_pixels)
+    raise DataError(f"cannot read an image from a {type(src).__name__}")

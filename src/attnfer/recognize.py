@@ -1,0 +1,339 @@
+"""Expression recognition in photos: find faces, align them, classify them in one batch.
+
+``Recognizer()`` loads the shipped default model and the default face detector, offline::
+
+    from attnfer import Recognizer
+    faces = Recognizer().predict("photo.jpg")  # [FaceResult(box, score, landmarks, ...)]
+
+Inputs: a path, encoded bytes, a PIL image or an array (gray, RGB, RGBA, 16-bit; see
+:mod:`attnfer.faces.images`). A file that cannot be read raises :class:`DataError` naming it and
+the problem; a photo with no face gives an empty list. ``predict_batch`` never stops on one bad
+image: its slot holds the DataError instead of a list.
+
+Faces (``faces=``): ``detect`` runs the detector; ``crop`` takes the whole image as one face crop
+(like FER2013's 48 x 48 images); ``auto`` takes images whose short side is at most 128 px as
+crops, detects in the others, and falls back to the whole image when nothing is found in an image
+whose short side is at most 320 px.
+
+ONNX (``backend="onnx"``): the model runs in onnxruntime (``pip install 'attnfer[export]'``).
+``model`` may be an ``.onnx`` file written by ``attnfer export``; otherwise the weights are
+exported once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or
+``~/.cache/attnfer``), in ``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary
+folder when that is not writable; nothing is ever written inside the installed package.
+onnxruntime uses as many threads as ``torch.get_num_threads()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.transforms import Preprocess, tta_views
+from .errors import ConfigError, DataError, ModelError
+from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
+from .faces.images import MAX_PIXELS, ImageInput
+from .models.export import ONNX_OPSET, export_onnx, export_torchscript
+from .pretrained import Pretrained, load_pretrained, resolve
+
+FACE_MODES = ("auto", "crop", "detect")
+BACKENDS = ("torch", "onnx")
+TTA_MODES = ("none", "flip", "tencrop")
+EXPORT_FORMATS = ("onnx", "torchscript")
+CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
+FALLBACK_SIDE = 320  # auto: no face found in an image this small -> the whole image is the face
+
+Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
+Classifier = tuple[Runner, tuple[str, ...], Preprocess]  # with the label names, preprocessing
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: box ``(x1, y1, x2, y2)`` in pixels, detector score (None for a whole-image
+    crop), five landmarks (see :mod:`attnfer.faces.base`) or None, class probabilities, label."""
+
+    box: tuple[int, int, int, int]
+    score: float | None
+    landmarks: tuple[tuple[int, int], ...] | None
+    probabilities: dict[str, float]
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "box": list(self.box),
+            "score": self.score,
+            "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None,
+            "label": self.label,
+            "probabilities": self.probabilities,
+        }
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModelError(
+            "the ONNX backend needs onnxruntime: pip install 'attnfer[export]'"
+        ) from None
+    return onnxruntime
+
+
+def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
+    """Export ``pre``'s model to ONNX with its label names and preprocessing as metadata."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelError("ONNX export needs onnx: pip install 'attnfer[export]'") from None
+    p = pre.preprocess
+    path = export_onnx(pre.model, path, (p.channels, p.size, p.size))
+    proto = onnx.load(str(path))
+    meta = {
+        "attnfer_arch": pre.arch,
+        "attnfer_labels": json.dumps(list(pre.label_names)),
+        "attnfer_preprocess": json.dumps(p.to_dict()),
+    }
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
+
+
+def export_model(
+    model: str | os.PathLike = "default", out: str | os.PathLike = "model.onnx", fmt: str = "onnx"
+) -> Path:
+    """Write ``model`` (shipped name, run folder or weights file) as ONNX or TorchScript."""
+    _check(fmt, EXPORT_FORMATS, "format")
+    pre = load_pretrained(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        return write_onnx(pre, out)
+    p = pre.preprocess
+    return export_torchscript(pre.model, out, (p.channels, p.size, p.size))
+
+
+def cache_dir() -> Path:
+    """Where exported ONNX models are cached (see the module notes)."""
+    if os.environ.get("ATTNFER_CACHE"):
+        return Path(os.environ["ATTNFER_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "attnfer"
+
+
+def _write_atomic(weights: Path, path: Path) -> Path:
+    """Export ``weights`` to ``path`` through a temporary file beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(handle)
+    try:
+        write_onnx(load_pretrained(weights), tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def cached_onnx(model: str | os.PathLike) -> Path:
+    """The ONNX export of weights ``model``, written to the cache on first use.
+
+    Where the cache is not writable, the export goes to a new private temporary folder.
+    """
+    weights = resolve(model)
+    path = cache_dir() / "onnx" / f"{_file_hash(weights)[:16]}-opset{ONNX_OPSET}.onnx"
+    if path.is_file():
+        return path
+    try:
+        return _write_atomic(weights, path)
+    except OSError:
+        private = Path(tempfile.mkdtemp(prefix="attnfer-onnx-"))
+        return write_onnx(load_pretrained(weights), private / path.name)
+
+
+def _onnx_runner(path: Path, device: str) -> Classifier:
+    if not path.is_file():
+        raise ModelError(f"{path}: no such ONNX model file")
+    ort = _require_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        session = ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own error types
+        raise ModelError(f"{path}: not a readable ONNX model ({exc})") from None
+    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        labels = tuple(json.loads(meta["attnfer_labels"]))
+        preprocess = Preprocess(**json.loads(meta["attnfer_preprocess"]))
+    except (KeyError, ValueError, TypeError):
+        raise ModelError(
+            f"{path}: has no attnfer metadata (labels, preprocessing); write it with attnfer export"
+        ) from None
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        (logits,) = session.run(["logits"], {"input": x.numpy()})
+        return torch.from_numpy(logits).float().softmax(1)
+
+    return run, labels, preprocess
+
+
+def _torch_runner(model: str | os.PathLike, device: str) -> Classifier:
+    pre = load_pretrained(model, device=device)
+    net = pre.model.eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return net(x.to(device)).float().softmax(1).cpu()
+
+    return run, pre.label_names, pre.preprocess
+
+
+def _as_crop(src: ImageInput) -> np.ndarray:
+    """A face crop as a uint8 gray or RGB array (uint8 arrays are used as they are)."""
+    usable = isinstance(src, np.ndarray) and src.dtype == np.uint8
+    if usable and (src.ndim == 2 or (src.ndim == 3 and src.shape[2] == 3)):
+        return src
+    return load_image(src)
+
+
+class Recognizer:
+    """Finds faces in images and classifies their expressions with a trained model.
+
+    ``model``: shipped name (``default``, ``fast``), run folder, weights file or, with the ONNX
+    backend, an ``.onnx`` file from ``attnfer export``. ``detector``: a name from
+    :func:`attnfer.faces.list_detectors` (``default``: MTCNN) or a Detector. ``faces``: auto,
+    crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger image
+    files are refused. ``batch_size``: faces per model call.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "default",
+        detector: str | Detector = "default",
+        backend: str = "torch",
+        faces: str = "auto",
+        tta: str = "none",
+        device: str = "cpu",
+        max_pixels: int = MAX_PIXELS,
+        batch_size: int = 256,
+    ) -> None:
+        self.backend = _check(backend, BACKENDS, "backend")
+        self.faces = _check(faces, FACE_MODES, "faces")
+        self.tta = _check(tta, TTA_MODES, "tta")
+        self.max_pixels = max_pixels
+        self.batch_size = batch_size
+        if backend == "onnx":
+            path = Path(model) if str(model).endswith(".onnx") else cached_onnx(model)
+            self._run, self.label_names, self.preprocess = _onnx_runner(path, device)
+        elif str(model).endswith(".onnx"):
+            raise ConfigError(f"{model}: an ONNX model needs backend='onnx'")
+        else:
+            self._run, self.label_names, self.preprocess = _torch_runner(model, device)
+        self._detector = detector
+
+    @property
+    def detector(self) -> Detector:
+        """The face detector, created on first use."""
+        if not isinstance(self._detector, Detector):
+            self._detector = create_detector(self._detector)
+        return self._detector
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """Class probabilities (N x classes) of uint8 model-sized crops, averaged over TTA views."""
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(crops), self.batch_size):
+                x = self.preprocess(torch.from_numpy(crops[start : start + self.batch_size]))
+                views = tta_views(x, self.tta)
+                out.append(torch.stack([self._run(v) for v in views]).mean(0))
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)
+
+    def _locate(self, image: ImageInput) -> list[tuple[Face, np.ndarray]]:
+        """The faces of one image with their model-ready crops."""
+        rgb = load_image(image, self.max_pixels)
+        short = min(rgb.shape[:2])
+        if self.faces == "crop" or (self.faces == "auto" and short <= CROP_SIDE):
+            return [self._whole(rgb)]
+        size, channels = self.preprocess.size, self.preprocess.channels
+        found = [(f, align_face(rgb, f, size, channels)) for f in self.detector.detect(rgb)]
+        if not found and self.faces == "auto" and short <= FALLBACK_SIDE:
+            return [self._whole(rgb)]
+        return found
+
+    def _whole(self, image: np.ndarray) -> tuple[Face, np.ndarray]:
+        """The whole image as one face crop."""
+        height, width = image.shape[:2]
+        crop = fit_to_input(image, self.preprocess.size, self.preprocess.channels)
+        return Face((0.0, 0.0, float(width), float(height))), crop
+
+    def _result(self, face: Face, probs: np.ndarray) -> FaceResult:
+        box = tuple(round(v) for v in face.box)
+        score = None if face.score is None else round(face.score, 4)
+        marks = face.landmarks and tuple((round(x), round(y)) for x, y in face.landmarks)
+        named = {name: float(p) for name, p in zip(self.label_names, probs, strict=True)}
+        label = self.label_names[int(np.argmax(probs))]
+        return FaceResult(box, score, marks, named, label)  # type: ignore[arg-type]
+
+    def _classify(
+        self, located: Sequence[list[tuple[Face, np.ndarray]] | DataError]
+    ) -> list[list[FaceResult] | DataError]:
+        crops = [c for item in located if not isinstance(item, DataError) for _, c in item]
+        probs = iter(self.probabilities(np.stack(crops)) if crops else [])
+        results: list[list[FaceResult] | DataError] = []
+        for item in located:
+            if isinstance(item, DataError):
+                results.append(item)
+            else:
+                results.append([self._result(f, next(probs)) for f, _ in item])
+        return results
+
+    def predict(self, image: ImageInput) -> list[FaceResult]:
+        """The faces in one image (empty if none); DataError if it cannot be read."""
+        (result,) = self._classify([self._locate(image)])
+        assert not isinstance(result, DataError)
+        return result
+
+    def predict_batch(self, images: Iterable[ImageInput]) -> list[list[FaceResult] | DataError]:
+        """The faces of each image, classified in shared model calls.
+
+        An image that cannot be read gets its DataError in its slot; the others go on.
+        """
+        located: list[list[tuple[Face, np.ndarray]] | DataError] = []
+        for image in images:
+            try:
+                located.append(self._locate(image))
+            except DataError as exc:
+                located.append(exc)
+        return self._classify(located)
+
+    def predict_crops(self, crops: Iterable[ImageInput]) -> list[FaceResult]:
+        """One result per face crop (each used whole, no detection); DataError on a bad one."""
+        wholes = [self._whole(_as_crop(c)) for c in crops]
+        if not wholes:
+            return []
+        probs = self.probabilities(np.stack([crop for _, crop in wholes]))
+        return [self._result(face, p) for (face, _), p in zip(wholes, probs, strict=True)]

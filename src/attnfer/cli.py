@@ -13,6 +13,7 @@ from .errors import AttnferError
 from .models.commands import models_command
 from .predict_commands import export, predict
 from .train import commands as train_commands
+from .video.commands import video_app
 
 app = typer.Typer(
     help="Facial expression recognition with attention.",
@@ -23,6 +24,7 @@ app = typer.Typer(
 app.command()(predict)
 app.command()(export)
 app.add_typer(data_app, name="data")
+app.add_typer(video_app, name="video")
 app.command("models")(models_command)
 app.command()(train_commands.train)
 app.command()(train_commands.evaluate)

@@ -330,6 +330,13 @@ class Recognizer:
                 located.append(exc)
         return self._classify(located)
 
+    def video(self, source: str | int | os.PathLike, every: int = 5, smooth: int = 5, **options):
+        """Per-frame results of a video file, camera index or stream URL, lazily (flat memory);
+        see :func:`attnfer.video.stream.iter_video` for the options."""
+        from .video.stream import iter_video
+
+        return iter_video(self, source, every, smooth, **options)
+
     def predict_crops(self, crops: Iterable[ImageInput]) -> list[FaceResult]:
         """One result per face crop (each used whole, no detection); DataError on a bad one."""
         wholes = [self._whole(_as_crop(c)) for c in crops]

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data.readers import load_dataset
+from ..models import model_info
 from .config import Recipe, load_recipe
 
 console = Console()
@@ -55,11 +56,16 @@ def evaluate(
         Path | None, typer.Option(help="Folder for the JSON/Markdown/PNG report.")
     ] = None,
 ) -> None:
-    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of a model on a data split."""
+    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of a model on a data split
+    (of images, or of clips for a clip model such as fan_resnet18)."""
     from ..pretrained import load_pretrained
     from .evaluate import evaluate_model, write_report
 
     pre = load_pretrained(checkpoint)
+    if model_info(pre.arch).clip or "clips" in pre.info:  # a clip model: clip-level evaluation
+        from ..video.commands import evaluate_clips_command
+
+        return evaluate_clips_command(checkpoint, data, split, None, out)
     dataset = load_dataset(data)
     part = dataset if split == "all" else dataset.split(split)
     report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta)

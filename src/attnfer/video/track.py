@@ -1,0 +1,169 @@
+"""A simple IoU tracker: stable face ids across frames, detection every N frames.
+
+On detection frames :meth:`IoUTracker.update` matches the detected faces to the tracks by box
+overlap (greedy, highest IoU first, at least ``min_iou``); unmatched faces start new tracks
+(ids 1, 2, ...) and tracks unmatched for more than ``max_missed`` detections in a row end. In
+between, :meth:`IoUTracker.follow` moves each track by its velocity and refines the position by
+template matching in a small search window (normalised cross-correlation on a downscaled gray
+frame), so a face is followed without running the detector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..faces import Face
+
+TEMPLATE_SIDE = 32  # template width in pixels after downscaling
+MIN_MATCH = 0.5  # correlation below which the velocity prediction is kept
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of ``a`` (N x 4) with every box of ``b`` (M x 4)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def greedy_match(overlap: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """(row, column) pairs, highest overlap first, each row and column used once."""
+    pairs = []
+    overlap = overlap.copy()
+    while overlap.size and overlap.max() >= min_iou:
+        row, col = np.unravel_index(int(np.argmax(overlap)), overlap.shape)
+        pairs.append((int(row), int(col)))
+        overlap[row, :] = -1.0
+        overlap[:, col] = -1.0
+    return pairs
+
+
+def moved(face: Face, box: np.ndarray) -> Face:
+    """``face`` with box ``box``; the landmarks follow the box's shift and scale."""
+    old = np.asarray(face.box, float)
+    marks = None
+    if face.landmarks:
+        scale = (box[2] - box[0]) / max(old[2] - old[0], 1e-6)
+        marks = tuple(
+            (float(box[0] + (x - old[0]) * scale), float(box[1] + (y - old[1]) * scale))
+            for x, y in face.landmarks
+        )
+    return Face(tuple(float(v) for v in box), face.score, marks)  # type: ignore[arg-type]
+
+
+@dataclass
+class Track:
+    """One followed face: id, current face, the last detection (box and frame), the velocity
+    of the box centre in pixels per frame, detections missed in a row, and the template."""
+
+    id: int
+    face: Face
+    detected: np.ndarray
+    frame: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    missed: int = 0
+    template: np.ndarray | None = None
+    scale: float = 1.0
+
+    def predicted(self, frame: int) -> np.ndarray:
+        """The last detected box moved by the velocity to ``frame``."""
+        shift = self.velocity * (frame - self.frame)
+        return self.detected + np.concatenate([shift, shift])
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
+class IoUTracker:
+    """Stable ids for faces across frames (see the module notes)."""
+
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 2, refine: bool = True) -> None:
+        self.min_iou = min_iou
+        self.max_missed = max_missed
+        self.refine = refine
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(
+        self, faces: list[Face], frame: int, gray: np.ndarray | None = None
+    ) -> list[tuple[int, Face]]:
+        """Match a detection frame's faces to the tracks; the visible (id, face) pairs."""
+        predicted = np.array([t.predicted(frame) for t in self.tracks]).reshape(-1, 4)
+        boxes = np.array([f.box for f in faces], float).reshape(-1, 4)
+        pairs = greedy_match(iou_matrix(predicted, boxes), self.min_iou)
+        matched_tracks = {row for row, _ in pairs}
+        matched_faces = {col for _, col in pairs}
+        for row, col in pairs:
+            track = self.tracks[row]
+            step = (_centre(boxes[col]) - _centre(track.detected)) / max(frame - track.frame, 1)
+            track.velocity = 0.5 * track.velocity + 0.5 * step
+            track.face, track.detected, track.frame, track.missed = faces[col], boxes[col], frame, 0
+        for row, track in enumerate(self.tracks):
+            if row not in matched_tracks:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        for col, face in enumerate(faces):
+            if col not in matched_faces:
+                self.tracks.append(Track(self._next_id, face, boxes[col], frame))
+                self._next_id += 1
+        if gray is not None and self.refine:
+            for track in self.tracks:
+                if track.missed == 0:
+                    self._store_template(track, gray)
+        return self.visible()
+
+    def follow(self, frame: int, gray: np.ndarray | None = None) -> list[tuple[int, Face]]:
+        """Move the tracks to a frame without detections; the visible (id, face) pairs."""
+        for track in self.tracks:
+            box = track.predicted(frame)
+            if gray is not None and track.template is not None:
+                box = self._match(track, gray, box)
+            track.face = moved(track.face, box)
+        return self.visible()
+
+    def visible(self) -> list[tuple[int, Face]]:
+        """Tracks matched at the last detection, as (id, face), left to right."""
+        shown = [(t.id, t.face) for t in self.tracks if t.missed == 0]
+        return sorted(shown, key=lambda item: item[1].box[0])
+
+    def _store_template(self, track: Track, gray: np.ndarray) -> None:
+        x1, y1, x2, y2 = (round(v) for v in track.face.box)
+        patch = gray[max(y1, 0) : y2, max(x1, 0) : x2]
+        if patch.size == 0 or min(patch.shape) < 8:
+            track.template = None
+            return
+        track.scale = min(1.0, TEMPLATE_SIDE / patch.shape[1])
+        size = (
+            max(1, round(patch.shape[1] * track.scale)),
+            max(1, round(patch.shape[0] * track.scale)),
+        )
+        track.template = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+
+    def _match(self, track: Track, gray: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``box`` moved to where the track's template matches best near it."""
+        template, s = track.template, track.scale
+        assert template is not None
+        w, h = box[2] - box[0], box[3] - box[1]
+        x1, y1 = int(max(box[0] - w / 2, 0)), int(max(box[1] - h / 2, 0))
+        x2, y2 = int(min(box[2] + w / 2, gray.shape[1])), int(min(box[3] + h / 2, gray.shape[0]))
+        region = gray[y1:y2, x1:x2]
+        size = (round(region.shape[1] * s), round(region.shape[0] * s))
+        if size[0] <= template.shape[1] or size[1] <= template.shape[0]:
+            return box
+        region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+        _, best, _, (mx, my) = cv2.minMaxLoc(scores)
+        if best < MIN_MATCH:
+            return box
+        left, top = x1 + mx / s, y1 + my / s
+        return np.array([left, top, left + w, top + h])

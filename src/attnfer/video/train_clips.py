@@ -1,0 +1,392 @@
+"""Training and evaluating clip classifiers (paper 004): FAN and frame-wise models on clip sets.
+
+A clip recipe is an ordinary training recipe (:mod:`attnfer.train.config`) with one more
+section, ``clips``::
+
+    clips:
+      frames: 3            # K segments, one random frame each per training clip
+      aggregation: null    # test time: decision, mean or attention (null: the model's default)
+      groups: 10           # frame groups of decision-level aggregation
+      max_frames: 16       # frames used by feature-level aggregation
+      detector: default    # face detector for video clips (their crops are cached)
+      every: 1             # detect every N frames, track in between
+      cache_dir: null      # face-crop cache (null: <data.source>/.attnfer-faces)
+      subject_pattern: null  # regex whose group 1 is the subject id in clip file names
+
+``data.source`` is a clip tree (``<label>/*.mp4``) or CK+ crops (one clip per sequence);
+``data.split`` ``subject`` keeps each subject on one side. FAN (``fan_resnet18``) takes the K
+frames of a clip at once; a frame-wise model (``deep_emotion``) trains on every sampled frame
+with its clip's label and is validated on the clip's mean probabilities. ``model.weights``
+with ``weights_mode: transfer_learning`` starts FAN's frame embedding from a ResNet18 file
+(e.g. our FER2013 run); keys without a ``backbone.`` prefix are mapped into it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.splits import stratified_indices
+from ..data.transforms import Augment, Preprocess
+from ..errors import ConfigError, DataError
+from ..models import load_weights
+from ..pretrained import save_pretrained
+from ..train.callbacks import AtomicCheckpointIO, EpochSummary
+from ..train.config import Recipe, apply_overrides, recipe_from_dict
+from ..train.evaluate import write_report
+from ..train.metrics import evaluation_report
+from ..train.plots import plot_curves
+from ..train.run import RunResult, history, pick_precision, subject_fraction_splits
+from ..train.task import FERTask
+from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
+from .clips import ClipDataset, load_clips, segment_indices
+
+FAN_PARTS = ("backbone.", "frame_attention.", "classifier.")
+
+
+@dataclass
+class ClipConfig:
+    """The ``clips`` section of a clip recipe (see the module notes)."""
+
+    frames: int = 3
+    aggregation: str | None = None
+    groups: int = GROUPS
+    max_frames: int = MAX_FRAMES
+    detector: str = "default"
+    every: int = 1
+    cache_dir: str | None = None
+    subject_pattern: str | None = None
+
+
+@dataclass
+class ClipRecipe:
+    """A training recipe and its clip settings."""
+
+    recipe: Recipe
+    clips: ClipConfig = field(default_factory=ClipConfig)
+
+    @property
+    def name(self) -> str:
+        return self.recipe.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.recipe.to_dict(), "clips": dataclasses.asdict(self.clips)}
+
+
+def clip_config(raw: Any, where: str) -> ClipConfig:
+    """Validate a ``clips`` mapping."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: clips must be a mapping")
+    known = {f.name for f in dataclasses.fields(ClipConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(
+            f"{where}: clips: unknown key(s) {sorted(unknown)}; known: {sorted(known)}"
+        )
+    cfg = ClipConfig(**raw)
+    if cfg.aggregation not in (None, *AGGREGATIONS):
+        raise ConfigError(f"{where}: clips.aggregation must be one of {', '.join(AGGREGATIONS)}")
+    for name in ("frames", "groups", "max_frames", "every"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: clips.{name} must be a whole number >= 1, got {value!r}")
+    return cfg
+
+
+def clip_recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> ClipRecipe:
+    raw = dict(raw)
+    clips = clip_config(raw.pop("clips", None) or {}, where)
+    return ClipRecipe(recipe_from_dict(raw, where), clips)
+
+
+def load_clip_recipe(path: str | Path, overrides: list[str] | None = None) -> ClipRecipe:
+    """Read a clip recipe YAML, apply ``key=value`` overrides (``clips.frames=5`` too)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read recipe ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    raw = apply_overrides(raw or {}, overrides or [], str(path))
+    return clip_recipe_from_dict(raw, str(path))
+
+
+def load_clip_data(cr: ClipRecipe) -> ClipDataset:
+    """The recipe's clips, with frames at the model's input size and colour."""
+    pre, clips = cr.recipe.preprocess, cr.clips
+    return load_clips(
+        cr.recipe.data.source,
+        size=pre.size,
+        channels=pre.channels,
+        detector=clips.detector,
+        every=clips.every,
+        cache_dir=clips.cache_dir,
+        subject_pattern=clips.subject_pattern,
+        max_bad_clips=cr.recipe.data.max_bad_samples,
+    )
+
+
+def make_splits(
+    data: ClipDataset, method: str, fractions: Sequence[float] | None, seed: int
+) -> ClipDataset:
+    """``data`` with train/val/test splits by ``method``: ``official`` (the split folders),
+    ``stratified`` or ``subject`` (seeded, by ``fractions``, default 70/10/20)."""
+    fractions = fractions or (0.7, 0.1, 0.2)
+    if method == "stratified":
+        data.splits = stratified_indices(data.labels, fractions, seed)
+    elif method == "subject":
+        if data.subjects is None:
+            raise ConfigError(f"{data.name}: a subject split needs subject ids (subject_pattern)")
+        data.splits = subject_fraction_splits(data, fractions, seed)  # type: ignore[arg-type]
+    elif method != "official":
+        raise ConfigError(
+            f"split {method!r} does not apply to clips: official, stratified, subject"
+        )
+    return data
+
+
+def with_clip_splits(data: ClipDataset, cr: ClipRecipe) -> ClipDataset:
+    """``data`` with the recipe's splits (``data.split``)."""
+    cfg = cr.recipe.data
+    data = make_splits(data, cfg.split, cfg.fractions, cr.recipe.trainer.seed)
+    if cfg.train_split not in data.splits:
+        raise ConfigError(
+            f"{cr.recipe.path}: clips in {cfg.source} have no split {cfg.train_split!r} "
+            f"(splits: {', '.join(data.splits) or 'none'}); set data.split to make them"
+        )
+    return data
+
+
+def prepare_clips(cr: ClipRecipe) -> ClipDataset:
+    """Load the recipe's clips and split them."""
+    return with_clip_splits(load_clip_data(cr), cr)
+
+
+class SampledClips(Dataset):
+    """K frames per clip: one random frame per segment (``train``) or evenly spaced."""
+
+    def __init__(self, data: ClipDataset, k: int, train: bool, seed: int = 0) -> None:
+        self.data, self.k = data, k
+        self.rng = np.random.default_rng(seed) if train else None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        idx = segment_indices(int(self.data.lengths[i]), self.k, self.rng)
+        return torch.from_numpy(self.data.clip(i)[idx]), int(self.data.labels[i])
+
+
+class ClipDataModule(L.LightningDataModule):
+    """Serves uint8 clips of K frames; preprocessing and augmentation run per batch."""
+
+    def __init__(
+        self,
+        train: ClipDataset,
+        val: ClipDataset | None,
+        preprocess: Preprocess,
+        augment: Augment | None,
+        frames: int = 3,
+        batch_size: int = 48,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train, val
+        self.preprocess, self.augment = preprocess, augment
+        self.frames, self.batch_size, self.seed = frames, batch_size, seed
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            SampledClips(self.train_set, self.frames, True, self.seed),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) > self.batch_size,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(
+            SampledClips(self.val_set, self.frames, False), batch_size=self.batch_size
+        )
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        clips, labels = batch
+        b, k = clips.shape[:2]
+        x = self.preprocess(clips.flatten(0, 1))
+        if self.trainer is not None and self.trainer.training and self.augment is not None:
+            x = self.augment(x)
+        return x.unflatten(0, (b, k)), labels
+
+
+class ClipTask(FERTask):
+    """:class:`FERTask` on clips (B x K x C x H x W): FAN classifies each clip; a frame-wise
+    model trains on each frame with its clip's label and validates on mean probabilities."""
+
+    def clip_probs(self, x: torch.Tensor) -> torch.Tensor:
+        if is_clip_model(self.model):
+            return self.model(x).float().softmax(1)
+        probs = self.model(x.flatten(0, 1)).float().softmax(1)
+        return probs.unflatten(0, x.shape[:2]).mean(1)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        if not is_clip_model(self.model):
+            x, y = x.flatten(0, 1), y.repeat_interleave(x.shape[1])
+        return super().training_step((x, y), batch_idx)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        probs = self.clip_probs(x)
+        loss = F.nll_loss(probs.clamp_min(1e-8).log(), y)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True)
+        self.log("val_acc", (probs.argmax(1) == y).float().mean(), on_epoch=True, prog_bar=True)
+
+
+def _fan_key(key: str) -> str:
+    return key if key.startswith(FAN_PARTS) else "backbone." + key
+
+
+def make_clip_task(recipe: Recipe, num_classes: int) -> ClipTask:
+    """The task, with ``model.weights`` loaded (a ResNet18 file maps into FAN's backbone)."""
+    task = ClipTask(recipe, num_classes)
+    if recipe.model.weights:
+        key_map = _fan_key if is_clip_model(task.model) else None
+        load_weights(task.model, recipe.model.weights, recipe.model.weights_mode, key_map)
+    return task
+
+
+def fit_clips(
+    cr: ClipRecipe,
+    run_dir: str | Path,
+    data: ClipDataset | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train a clip recipe into ``run_dir`` (checkpoints, model.safetensors, curves, the test
+    report ``eval_test``); ``resume`` continues from ``run_dir/last.ckpt``."""
+    start = time.time()
+    recipe, cfg = cr.recipe, cr.recipe.data
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.json").write_text(json.dumps(cr.to_dict(), indent=2, default=str))
+    data = data if data is not None else prepare_clips(cr)
+    train = data.split(cfg.train_split)
+    val = data.split(cfg.val_split) if cfg.val_split in data.splits else None
+    L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
+    task = make_clip_task(recipe, data.num_classes)
+    dm = ClipDataModule(
+        train, val, recipe.preprocess, recipe.augment, cr.clips.frames,
+        recipe.trainer.batch_size, recipe.trainer.seed,
+    )  # fmt: skip
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor="val_acc" if val is not None else None,
+        mode="max", save_last=True, every_n_epochs=1, enable_version_counter=False,
+    )  # fmt: skip
+    attempt = len(list((run_dir / "logs").glob("attempt_*")))
+    trainer = L.Trainer(
+        max_epochs=recipe.total_epochs,
+        precision=pick_precision(recipe.trainer.precision),
+        callbacks=[checkpoint, EpochSummary()],
+        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{attempt}"),
+        plugins=[AtomicCheckpointIO()],
+        check_val_every_n_epoch=recipe.trainer.val_every,
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+    )
+    last = run_dir / "last.ckpt"
+    trainer.fit(task, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    best_path = checkpoint.best_model_path or str(last)
+    task.load_state_dict(AtomicCheckpointIO().load_checkpoint(best_path)["state_dict"])
+    model = task.model.float().eval()
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
+    info = {
+        "recipe": recipe.name,
+        "recipe_path": recipe.path,
+        "data": cfg.source,
+        "epochs": trainer.current_epoch,
+        "best_val_acc": best_val,
+        "train_seconds": round(time.time() - start, 1),
+        "clips": dataclasses.asdict(cr.clips),
+        "split": {"method": cfg.split, "fractions": cfg.fractions, "seed": recipe.trainer.seed},
+    }
+    model_path = save_pretrained(
+        run_dir / "model.safetensors", model, recipe.model.name, data.label_names,
+        recipe.preprocess, recipe.model.kwargs, info,
+    )  # fmt: skip
+    rows = history(run_dir)
+    if rows:
+        plot_curves(rows, run_dir / "curves.png")
+    report = None
+    if cfg.test_split and cfg.test_split in data.splits:
+        report = evaluate_clips(
+            model, recipe.preprocess, data.label_names, data.split(cfg.test_split), cr.clips
+        )
+        write_report(report, run_dir / f"eval_{cfg.test_split}")
+    return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+@torch.inference_mode()
+def predict_clips(
+    model: torch.nn.Module, preprocess: Preprocess, data: ClipDataset, clips: ClipConfig
+) -> np.ndarray:
+    """Class probabilities of every clip (clips x classes) by ``clips.aggregation``."""
+    model.eval()
+    out = []
+    for i in range(len(data)):
+        x = preprocess(torch.from_numpy(data.clip(i)))
+        probs = clip_probabilities(
+            model, x, clips.aggregation, clips.groups, clips.frames, clips.max_frames
+        )
+        out.append(probs)
+    return np.stack(out)
+
+
+def evaluate_clips(
+    model: torch.nn.Module,
+    preprocess: Preprocess,
+    label_names: tuple[str, ...],
+    data: ClipDataset,
+    clips: ClipConfig | None = None,
+) -> dict:
+    """Accuracy, per-class scores and confusion matrix of ``model`` on clips.
+
+    As :func:`attnfer.train.evaluate.evaluate_model`: clips whose label the model does not know
+    are left out, and predictions are restricted to the classes the data has.
+    """
+    clips = clips or ClipConfig()
+    known = data.labels < len(label_names)
+    if not known.any():
+        raise DataError(f"{data.name}: no clip has a label the model knows")
+    present = np.unique(data.labels[known])
+    probs = predict_clips(model, preprocess, data.subset(np.flatnonzero(known)), clips)
+    probs = probs[:, present]
+    probs = probs / probs.sum(1, keepdims=True)
+    report = evaluation_report(
+        np.searchsorted(present, data.labels[known]), probs, [label_names[i] for i in present]
+    )
+    report.update(
+        data=data.name,
+        aggregation=clips.aggregation or ("attention" if is_clip_model(model) else "decision"),
+        samples=int(known.sum()),
+        excluded_unknown_labels=int((~known).sum()),
+    )
+    return report

@@ -51,7 +51,6 @@ def main(
         logger.setLevel(logging.INFO)
 
 
-
 def run() -> None:
     """Console entry point: an AttnferError becomes one red line and exit code 2."""
     try:

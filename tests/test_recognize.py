@@ -14,18 +14,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-import attnfer
 from attnfer.data.decode import decode_image
-from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, DataError
-from attnfer.models import create_model
 from attnfer.predict_commands import export, predict
-from attnfer.pretrained import load_pretrained, save_pretrained
+from attnfer.pretrained import load_pretrained
 from attnfer.recognize import FaceResult, Recognizer
 from attnfer.train.evaluate import predict_proba
 
@@ -34,19 +30,13 @@ EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FER_TEST = DATASETS / "fer2013" / "test"
 CKPLUS = DATASETS / "ckplus48"
-ASSET = Path(attnfer.__file__).parent / "assets" / "default.safetensors"
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> str:
-    """The shipped default model; until it lands, an untrained stand-in of its architecture."""
-    if ASSET.is_file():
-        return "default"
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "standin.safetensors"
-    save_pretrained(path, create_model("resnet18_cbam"), "resnet18_cbam", LABELS, Preprocess())
-    return str(path)
+def model_path() -> str:
+    """The shipped default model."""
+    return "default"
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import typer
 from . import __version__
 from .data.commands import data_app
 from .errors import AttnferError
+from .explain import commands as explain_commands
 from .models.commands import models_command
 from .predict_commands import export, predict
 from .train import commands as train_commands
@@ -23,6 +24,8 @@ app = typer.Typer(
 )
 app.command()(predict)
 app.command()(export)
+app.command()(explain_commands.explain)
+app.command("region-maps")(explain_commands.region_maps_command)
 app.add_typer(data_app, name="data")
 app.add_typer(video_app, name="video")
 app.command("models")(models_command)

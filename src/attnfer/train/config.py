@@ -223,8 +223,8 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     )
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a YAML recipe, apply overrides, validate. Relative data paths resolve from the cwd."""
+def read_recipe_file(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A recipe YAML file as a raw mapping, with ``key=value`` overrides applied."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -232,5 +232,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise ConfigError(f"{path}: cannot read recipe ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    raw = apply_overrides(raw or {}, overrides or [], str(path))
-    return recipe_from_dict(raw, str(path))
+    return apply_overrides(raw or {}, overrides or [], str(path))
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe, apply overrides, validate. Relative data paths resolve from the cwd."""
+    return recipe_from_dict(read_recipe_file(path, overrides), str(path))

@@ -129,44 +129,13 @@ def fit(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
         recipe.trainer.channels_last, recipe.trainer.seed,
     )  # fmt: skip
-    monitor = "val_acc" if val is not None else None
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor=monitor, mode="max", save_last=True,
-        every_n_epochs=1, enable_version_counter=False,
-    )  # fmt: skip
-    callbacks: list[L.Callback] = [checkpoint, EpochSummary()]
-    if recipe.stages:
-        callbacks.append(StagedUnfreeze(recipe.stages))
-    if recipe.trainer.early_stopping_patience and val is not None:
-        callbacks.append(
-            EarlyStopping("val_acc", mode="max", patience=recipe.trainer.early_stopping_patience)
-        )
-    trainer = L.Trainer(
-        max_epochs=recipe.total_epochs,
-        precision=pick_precision(recipe.trainer.precision),
-        callbacks=callbacks,
-        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
-        plugins=[AtomicCheckpointIO()],
-        check_val_every_n_epoch=recipe.trainer.val_every,
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        deterministic=False,
-        default_root_dir=run_dir,
-    )
-    last = run_dir / "last.ckpt"
-    trainer.fit(task, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
-
-    best_path = checkpoint.best_model_path or str(last)
-    state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
-    task.load_state_dict(state)
-    model = task.model.float().eval().to(memory_format=torch.contiguous_format)
-    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
+    has_val = val is not None
+    model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
     info = {
         "recipe": recipe.name,
         "recipe_path": recipe.path,
         "data": cfg.source,
-        "epochs": trainer.current_epoch,
+        "epochs": epochs,
         "best_val_acc": best_val,
         "train_seconds": round(time.time() - start, 1),
         "precision": pick_precision(recipe.trainer.precision),
@@ -184,6 +153,52 @@ def fit(
         report = evaluate_model(model, recipe.preprocess, data.label_names, test)
         write_report(report, run_dir / f"eval_{cfg.test_split}")
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+def run_trainer(
+    recipe: Recipe,
+    run_dir: Path,
+    task: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    has_val: bool,
+    resume: bool,
+    progress: bool,
+) -> tuple[torch.nn.Module, float | None, int]:
+    """Fit ``task`` with the recipe's trainer settings (checkpoints in ``run_dir``; ``resume``
+    from its last.ckpt), then load the best epoch by validation accuracy (the last without
+    validation). Returns the model in eval mode, the best val accuracy and the epochs run."""
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor="val_acc" if has_val else None, mode="max",
+        save_last=True, every_n_epochs=1, enable_version_counter=False,
+    )  # fmt: skip
+    callbacks: list[L.Callback] = [checkpoint, EpochSummary()]
+    if recipe.stages:
+        callbacks.append(StagedUnfreeze(recipe.stages))
+    if recipe.trainer.early_stopping_patience and has_val:
+        callbacks.append(
+            EarlyStopping("val_acc", mode="max", patience=recipe.trainer.early_stopping_patience)
+        )
+    trainer = L.Trainer(
+        max_epochs=recipe.total_epochs,
+        precision=pick_precision(recipe.trainer.precision),
+        callbacks=callbacks,
+        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
+        plugins=[AtomicCheckpointIO()],
+        check_val_every_n_epoch=recipe.trainer.val_every,
+        num_sanity_val_steps=0,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=run_dir,
+    )
+    last = run_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    best_path = checkpoint.best_model_path or str(last)
+    state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
+    task.load_state_dict(state)
+    model = task.model.float().eval().to(memory_format=torch.contiguous_format)
+    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
+    return model, best_val, trainer.current_epoch
 
 
 def _attempt(run_dir: Path) -> int:

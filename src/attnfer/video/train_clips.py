@@ -35,9 +35,6 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.splits import stratified_indices
@@ -45,12 +42,11 @@ from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError, DataError
 from ..models import load_weights
 from ..pretrained import save_pretrained
-from ..train.callbacks import AtomicCheckpointIO, EpochSummary
-from ..train.config import Recipe, apply_overrides, recipe_from_dict
+from ..train.config import Recipe, read_recipe_file, recipe_from_dict
 from ..train.evaluate import write_report
 from ..train.metrics import evaluation_report
 from ..train.plots import plot_curves
-from ..train.run import RunResult, history, pick_precision, subject_fraction_splits
+from ..train.run import RunResult, history, run_trainer, subject_fraction_splits
 from ..train.task import FERTask
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
 from .clips import ClipDataset, load_clips, segment_indices
@@ -115,15 +111,7 @@ def clip_recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> ClipRec
 
 def load_clip_recipe(path: str | Path, overrides: list[str] | None = None) -> ClipRecipe:
     """Read a clip recipe YAML, apply ``key=value`` overrides (``clips.frames=5`` too)."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read recipe ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    raw = apply_overrides(raw or {}, overrides or [], str(path))
-    return clip_recipe_from_dict(raw, str(path))
+    return clip_recipe_from_dict(read_recipe_file(path, overrides), str(path))
 
 
 def load_clip_data(cr: ClipRecipe) -> ClipDataset:
@@ -295,34 +283,13 @@ def fit_clips(
         train, val, recipe.preprocess, recipe.augment, cr.clips.frames,
         recipe.trainer.batch_size, recipe.trainer.seed,
     )  # fmt: skip
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor="val_acc" if val is not None else None,
-        mode="max", save_last=True, every_n_epochs=1, enable_version_counter=False,
-    )  # fmt: skip
-    attempt = len(list((run_dir / "logs").glob("attempt_*")))
-    trainer = L.Trainer(
-        max_epochs=recipe.total_epochs,
-        precision=pick_precision(recipe.trainer.precision),
-        callbacks=[checkpoint, EpochSummary()],
-        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{attempt}"),
-        plugins=[AtomicCheckpointIO()],
-        check_val_every_n_epoch=recipe.trainer.val_every,
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        default_root_dir=run_dir,
-    )
-    last = run_dir / "last.ckpt"
-    trainer.fit(task, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
-    best_path = checkpoint.best_model_path or str(last)
-    task.load_state_dict(AtomicCheckpointIO().load_checkpoint(best_path)["state_dict"])
-    model = task.model.float().eval()
-    best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
+    has_val = val is not None
+    model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
     info = {
         "recipe": recipe.name,
         "recipe_path": recipe.path,
         "data": cfg.source,
-        "epochs": trainer.current_epoch,
+        "epochs": epochs,
         "best_val_acc": best_val,
         "train_seconds": round(time.time() - start, 1),
         "clips": dataclasses.asdict(cr.clips),

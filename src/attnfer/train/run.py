@@ -131,28 +131,44 @@ def fit(
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
-    info = {
-        "recipe": recipe.name,
-        "recipe_path": recipe.path,
-        "data": cfg.source,
-        "epochs": epochs,
-        "best_val_acc": best_val,
-        "train_seconds": round(time.time() - start, 1),
-        "precision": pick_precision(recipe.trainer.precision),
-    }
-    model_path = save_pretrained(
-        run_dir / "model.safetensors", model, recipe.model.name, data.label_names,
-        recipe.preprocess, recipe.model.kwargs, info,
-    )  # fmt: skip
-    rows = history(run_dir)
-    if rows:
-        plot_curves(rows, run_dir / "curves.png")
+    extra = {"precision": pick_precision(recipe.trainer.precision)}
+    model_path = save_run(recipe, run_dir, model, data.label_names, best_val, epochs, start, extra)
     report = None
     if cfg.test_split and cfg.test_split in data.splits:
         test = data.split(cfg.test_split)
         report = evaluate_model(model, recipe.preprocess, data.label_names, test)
         write_report(report, run_dir / f"eval_{cfg.test_split}")
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+def save_run(
+    recipe: Recipe,
+    run_dir: Path,
+    model: torch.nn.Module,
+    label_names: tuple[str, ...],
+    best_val: float | None,
+    epochs: int,
+    start: float,
+    extra: dict,
+) -> Path:
+    """Write the run's model.safetensors (with its provenance and ``extra``) and curves.png."""
+    info = {
+        "recipe": recipe.name,
+        "recipe_path": recipe.path,
+        "data": recipe.data.source,
+        "epochs": epochs,
+        "best_val_acc": best_val,
+        "train_seconds": round(time.time() - start, 1),
+        **extra,
+    }
+    model_path = save_pretrained(
+        run_dir / "model.safetensors", model, recipe.model.name, label_names,
+        recipe.preprocess, recipe.model.kwargs, info,
+    )  # fmt: skip
+    rows = history(run_dir)
+    if rows:
+        plot_curves(rows, run_dir / "curves.png")
+    return model_path
 
 
 def run_trainer(

@@ -41,12 +41,10 @@ from ..data.splits import stratified_indices
 from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError, DataError
 from ..models import load_weights
-from ..pretrained import save_pretrained
 from ..train.config import Recipe, read_recipe_file, recipe_from_dict
 from ..train.evaluate import write_report
 from ..train.metrics import evaluation_report
-from ..train.plots import plot_curves
-from ..train.run import RunResult, history, run_trainer, subject_fraction_splits
+from ..train.run import RunResult, run_trainer, save_run, subject_fraction_splits
 from ..train.task import FERTask
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
 from .clips import ClipDataset, load_clips, segment_indices
@@ -285,23 +283,11 @@ def fit_clips(
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
-    info = {
-        "recipe": recipe.name,
-        "recipe_path": recipe.path,
-        "data": cfg.source,
-        "epochs": epochs,
-        "best_val_acc": best_val,
-        "train_seconds": round(time.time() - start, 1),
+    extra = {
         "clips": dataclasses.asdict(cr.clips),
         "split": {"method": cfg.split, "fractions": cfg.fractions, "seed": recipe.trainer.seed},
     }
-    model_path = save_pretrained(
-        run_dir / "model.safetensors", model, recipe.model.name, data.label_names,
-        recipe.preprocess, recipe.model.kwargs, info,
-    )  # fmt: skip
-    rows = history(run_dir)
-    if rows:
-        plot_curves(rows, run_dir / "curves.png")
+    model_path = save_run(recipe, run_dir, model, data.label_names, best_val, epochs, start, extra)
     report = None
     if cfg.test_split and cfg.test_split in data.splits:
         report = evaluate_clips(

@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from . import __version__
+from .annotate.commands import annotate
 from .data.commands import data_app
 from .errors import AttnferError
 from .explain import commands as explain_commands
 from .models.commands import models_command
 from .predict_commands import export, predict
+from .serve.commands import serve
 from .train import commands as train_commands
 from .video.commands import video_app
 
@@ -33,6 +35,8 @@ app.command()(train_commands.train)
 app.command()(train_commands.evaluate)
 app.command()(train_commands.cv)
 app.command()(train_commands.compare)
+app.command()(serve)
+app.command()(annotate)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""The clip labelling tool of paper 004 (``attnfer annotate``)."""

@@ -1,0 +1,1 @@
+"""The recognition server (``attnfer serve``)."""

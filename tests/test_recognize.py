@@ -14,8 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import typer
 from PIL import Image
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 from attnfer.data.decode import decode_image
@@ -276,3 +278,22 @@ def test_import_stays_light() -> None:
         "assert attnfer.Recognizer.__name__ == 'Recognizer'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_half_export_halves_the_file_and_keeps_the_predictions(
+    recognizer, model_path: str, fer_files, tmp_path: Path
+) -> None:
+    files = {}
+    for flag in ("--half", "--no-half"):
+        files[flag] = out = tmp_path / f"{flag}.safetensors"
+        args = ["export", "--model", model_path, "--format", "safetensors", flag, "--out", str(out)]
+        result = CliRunner().invoke(_app(), args)
+        assert result.exit_code == 0, result.output
+    with safe_open(str(files["--half"]), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.float16, torch.int64}  # noqa: SIM118
+    assert files["--half"].stat().st_size < 0.6 * files["--no-half"].stat().st_size
+    half = Recognizer(str(files["--half"]))
+    assert half.label_names == recognizer.label_names
+    expected, got = recognizer.predict_crops(fer_files), half.predict_crops(fer_files)
+    assert [f.label for f in got] == [f.label for f in expected]
+    assert np.abs(_probs(got) - _probs(expected)).max() < 0.02

@@ -189,14 +189,21 @@ def export(
     out: Annotated[
         Path | None, typer.Option(help="Output file (default model.onnx or model.pt).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
+    fmt: Annotated[
+        str, typer.Option("--format", help="onnx, torchscript or safetensors.")
+    ] = "onnx",
+    half: Annotated[
+        bool, typer.Option(help="safetensors: store the weights as fp16 (half the size).")
+    ] = False,
 ) -> None:
-    """Export a trained model to ONNX (with its labels and preprocessing) or TorchScript.
+    """Export a trained model to ONNX (with its labels and preprocessing), TorchScript, or an
+    attnfer safetensors file (fp16 with --half: how the shipped default is made).
 
     ``attnfer predict --model FILE.onnx`` and ``Recognizer(model=FILE.onnx)`` run the ONNX file.
     """
     from .recognize import export_model
 
-    target = out or Path("model.onnx" if fmt == "onnx" else "model.pt")
-    path = export_model(model, target, fmt)
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".safetensors")
+    target = out or Path("model" + suffix)
+    path = export_model(model, target, fmt, half)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

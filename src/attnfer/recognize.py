@@ -42,12 +42,12 @@ from .errors import ConfigError, DataError, ModelError
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
 from .faces.images import MAX_PIXELS, ImageInput
 from .models.export import ONNX_OPSET, export_onnx, export_torchscript
-from .pretrained import Pretrained, load_pretrained, resolve
+from .pretrained import Pretrained, load_pretrained, resolve, save_pretrained
 
 FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("torch", "onnx")
 TTA_MODES = ("none", "flip", "tencrop")
-EXPORT_FORMATS = ("onnx", "torchscript")
+EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
 FALLBACK_SIDE = 320  # auto: no face found in an image this small -> the whole image is the face
 
@@ -123,15 +123,30 @@ def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
 
 
 def export_model(
-    model: str | os.PathLike = "default", out: str | os.PathLike = "model.onnx", fmt: str = "onnx"
+    model: str | os.PathLike = "default",
+    out: str | os.PathLike = "model.onnx",
+    fmt: str = "onnx",
+    half: bool = False,
 ) -> Path:
-    """Write ``model`` (shipped name, run folder or weights file) as ONNX or TorchScript."""
+    """Write ``model`` (shipped name, run folder or weights file) as ONNX, TorchScript or an
+    attnfer safetensors file (``half``: weights stored as fp16, loaded back as fp32)."""
     _check(fmt, EXPORT_FORMATS, "format")
     pre = load_pretrained(model)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
         return write_onnx(pre, out)
+    if fmt == "safetensors":
+        return save_pretrained(
+            out,
+            pre.model,
+            pre.arch,
+            pre.label_names,
+            pre.preprocess,
+            pre.model_kwargs,
+            pre.info,
+            half=half,
+        )
     p = pre.preprocess
     return export_torchscript(pre.model, out, (p.channels, p.size, p.size))
 

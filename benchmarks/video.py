@@ -7,9 +7,8 @@ classification in batches and smoothing. Decoding alone is timed too. The target
 at least 25 frames/s. Frames per CPU second (the process's CPU time over all its threads) is
 printed beside it; with one thread it bounds the rate on an idle core from below, so it stays
 meaningful when other work shares the cores (with more threads, threads waiting on each other
-spin and inflate the CPU time). The model is ``--model`` (default: the shipped one; without it,
-the lead's interim model in /tmp/attnfer_interim, else an untrained stand-in of the default's
-architecture, which costs the same). Usage:
+spin and inflate the CPU time). The model is ``--model`` (a shipped name, run folder or weights
+file; default: the shipped default). Usage:
 
     python benchmarks/video.py [--every 5 10] [--threads 2] [--model default]
 """
@@ -26,18 +25,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from attnfer.data.transforms import Preprocess
-from attnfer.errors import ModelError
-from attnfer.models import create_model
-from attnfer.pretrained import resolve, save_pretrained
+from attnfer.pretrained import resolve
 from attnfer.recognize import Recognizer
 from attnfer.video import VideoReader, VideoWriter, iter_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
-INTERIM = Path("/tmp/attnfer_interim/model.safetensors")
 WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 25, 10
-LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
 
 def make_video(path: Path) -> Path:
@@ -51,22 +45,6 @@ def make_video(path: Path) -> Path:
             frame[80:400, x : x + 320] = photo
             writer.write(frame)
     return path
-
-
-def pick_model(name: str, folder: Path) -> tuple[str, str]:
-    """(model argument, description)."""
-    try:
-        resolve(name)
-        return name, name
-    except ModelError:
-        if name != "default":
-            raise
-    if INTERIM.is_file():
-        return str(INTERIM), f"interim model {INTERIM}"
-    torch.manual_seed(0)
-    path = folder / "standin.safetensors"
-    save_pretrained(path, create_model("resnet18_cbam"), "resnet18_cbam", LABELS, Preprocess())
-    return str(path), "untrained resnet18_cbam stand-in (the default's architecture, 48 x 48 gray)"
 
 
 def decode_rate(path: Path) -> float:
@@ -97,12 +75,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        model, described = pick_model(args.model, folder)
-        video = make_video(folder / "one_face.mp4")
-        recognizer = Recognizer(model, faces="detect")
+        video = make_video(Path(tmp) / "one_face.mp4")
+        recognizer = Recognizer(args.model, faces="detect")
         recognizer.probabilities(np.zeros((1, 48, 48), np.uint8))  # warm-up
-        print(f"model: {described}; {args.threads} threads")
+        print(f"model: {args.model} ({resolve(args.model)}); {args.threads} threads")
         print(f"decoding alone: {decode_rate(video):.0f} frames/s")
         for every in args.every:
             rate, per_cpu, tracks = recognition_rate(recognizer, video, every)

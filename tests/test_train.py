@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import typer
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
 from attnfer.pretrained import load_pretrained
+from attnfer.train.commands import compare
 from attnfer.train.config import load_recipe
 from attnfer.train.run import fit, history, make_task
 
@@ -37,7 +40,9 @@ def fer_subset(tmp_path_factory) -> Path:
     return root
 
 
-def write_recipe(path: Path, source: Path, model: str = "deep_emotion", **sections) -> Path:
+def write_recipe(
+    path: Path, source: Path, model: str = "deep_emotion", name: str = "t", **sections
+) -> Path:
     """A small recipe file; ``sections`` are YAML snippets per section."""
     parts = {
         "data": f"{{source: '{source}'}}",
@@ -47,7 +52,7 @@ def write_recipe(path: Path, source: Path, model: str = "deep_emotion", **sectio
         "trainer": "{epochs: 2, batch_size: 64, precision: 32-true}",
     }
     parts.update(sections)
-    path.write_text("name: t\n" + "".join(f"{k}: {v}\n" for k, v in parts.items()))
+    path.write_text(f"name: {name}\n" + "".join(f"{k}: {v}\n" for k, v in parts.items()))
     return path
 
 
@@ -116,3 +121,33 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     assert epochs == {0, 1, 2, 3}
     assert load_pretrained(run_dir).info["epochs"] == 4
     assert len(list((run_dir / "logs").glob("attempt_*"))) == 2
+
+
+def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
+    fer_subset, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    configs = [
+        write_recipe(
+            tmp_path / f"{name}.yaml", fer_subset, model=model, name=name,
+            trainer="{epochs: 1, batch_size: 64, precision: 32-true}",
+            paper=f"{{id: '00{k}', result: {figure}}}",
+        )
+        for k, (name, model, figure) in enumerate(
+            [("row_a", "deep_emotion", 70.02), ("row_b", "small_cnn", 65.2)]
+        )
+    ]  # fmt: skip
+    app = typer.Typer()
+    app.command()(compare)
+    args = [str(c) for c in configs]
+    first = CliRunner().invoke(app, args, terminal_width=200)
+    assert first.exit_code == 0, first.output
+    reports = [tmp_path / "runs" / name / "eval_test.json" for name in ("row_a", "row_b")]
+    stamps = [r.stat().st_mtime_ns for r in reports]
+    for name, figure, report in zip(("row_a", "row_b"), ("70.02", "65.20"), reports, strict=True):
+        ours = 100 * json.loads(report.read_text())["accuracy"]
+        line = next(line for line in first.output.splitlines() if name in line)
+        assert figure in line and f"{ours:.2f}" in line and f"{ours - float(figure):+.2f}" in line
+    again = CliRunner().invoke(app, args, terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished runs are reused

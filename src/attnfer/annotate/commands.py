@@ -1,6 +1,55 @@
-"""``attnfer annotate`` (placeholder being written)."""
+"""``attnfer annotate DIR``: the clip labelling tool of paper 004, served to a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError
 
 
-def annotate() -> None:
-    """Label clips in a browser."""
-    raise NotImplementedError
+def annotate(
+    folder: Annotated[
+        Path, typer.Argument(help="Folder of clips in emotion folders (happy/p01.mp4, ...).")
+    ],
+    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
+    hints: Annotated[
+        bool,
+        typer.Option("--hints/--no-hints", help="Show the model's label of each frame."),
+    ] = True,
+    model: Annotated[
+        str, typer.Option(help="Model for the hints: shipped name, run folder or file.")
+    ] = "default",
+) -> None:
+    """Label clips frame by frame in the browser: start, end and peak frames and flags.
+
+    Marks are saved as <clip>.tsv beside each clip and in FOLDER/marks.tsv, the input of
+    attnfer video trim; a new session opens at the first unlabelled clip (see docs/annotate.md).
+    """
+    try:
+        import uvicorn
+
+        from .app import Hints, create_app
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"attnfer annotate needs {exc.name}: pip install 'attnfer[serve]'"
+        ) from None
+    from ..pretrained import resolve
+    from ..video.io import require_av
+    from .store import MarksStore
+
+    require_av()
+    if hints:
+        resolve(model)  # a bad model name fails here, not at the first clip
+    store = MarksStore(folder)
+    start = store.first_unlabelled()
+    where = "all labelled" if start is None else f"starting at {store.clips[start].name}"
+    typer.echo(f"{len(store.clips)} clips in {folder}, {sum(store.labelled())} labelled; {where}")
+    for skipped in store.skipped:
+        typer.echo(f"left out {skipped.name}: {skipped.reason}")
+    app = create_app(store, Hints(model) if hints else None)
+    typer.echo(f"open http://{host}:{port} in a browser; Ctrl+C stops (saved marks are kept)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

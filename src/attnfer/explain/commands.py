@@ -67,10 +67,11 @@ def explain(
     Small images are taken as face crops; in photos the faces are detected and aligned as
     attnfer predict does. OUT/explain.json lists every face, its prediction and its files.
     """
+    from ..files import write_atomic
     from ..pretrained import load_pretrained
     from ..recognize import Recognizer
     from .api import explain_faces
-    from .render import render_explanation, write_atomic
+    from .render import render_explanation
 
     pre = load_pretrained(model, device=device)
     recognizer = Recognizer(model, detector, faces=faces, device=device)

@@ -17,9 +17,10 @@ import torch
 
 from ..data.dataset import FaceDataset
 from ..errors import DataError
+from ..files import write_atomic
 from .api import ModelSource, as_pretrained, preprocess_crops, to_image
 from .occlusion import fill_value, occlusion
-from .render import Panel, save_panels, write_atomic
+from .render import Panel, save_panels
 
 log = logging.getLogger(__name__)
 CHUNK = 16  # faces occluded per call

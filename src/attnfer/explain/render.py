@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..files import write_atomic
 from .api import Explanation
 
 DPI = 100
@@ -45,21 +45,6 @@ def _matplotlib() -> tuple[Any, Any]:
     except ImportError:
         raise ConfigError("PNG output needs matplotlib: pip install matplotlib") from None
     return Figure, FigureCanvasAgg
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a new file beside ``path``, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_array(path: str | os.PathLike, array: np.ndarray) -> Path:

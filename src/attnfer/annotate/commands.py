@@ -15,7 +15,7 @@ def annotate(
         Path, typer.Argument(help="Folder of clips in emotion folders (happy/p01.mp4, ...).")
     ],
     host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8001,
     hints: Annotated[
         bool,
         typer.Option("--hints/--no-hints", help="Show the model's label of each frame."),

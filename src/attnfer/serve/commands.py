@@ -1,6 +1,66 @@
-"""``attnfer serve`` (placeholder being written)."""
+"""``attnfer serve``: the recognition API and the demo page over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import ConfigError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def serve() -> None:
-    """Serve the recognition API and demo page."""
-    raise NotImplementedError
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 opens the server to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    model: Annotated[
+        str, typer.Option(help="Shipped model name, run folder, .safetensors or .onnx file.")
+    ] = "default",
+    detector: Annotated[
+        str, typer.Option(help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.")
+    ] = "default",
+    backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
+    max_upload_mb: Annotated[
+        float, typer.Option(min=0.001, help="Largest request body (a batch: all files), in MB.")
+    ] = 20.0,
+    max_megapixels: Annotated[
+        float, typer.Option(min=0.001, help="Largest image, in millions of pixels.")
+    ] = 40.0,
+    max_files: Annotated[int, typer.Option(min=1, help="Most files in one batch request.")] = 16,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Most images the micro-batcher runs in one model call.")
+    ] = 8,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="How long the batcher waits for more images, in ms.")
+    ] = 2.0,
+) -> None:
+    """Serve the recognition API (/v1/predict, /docs) and the demo page (/) over HTTP.
+
+    The model is loaded once and concurrent requests are batched. Binds 127.0.0.1 unless --host.
+    """
+    try:
+        import uvicorn
+
+        from .app import create_app
+    except ImportError as exc:
+        raise ConfigError(
+            f"attnfer serve needs the serve extra ({exc.name} is missing): "
+            "pip install 'attnfer[serve]'"
+        ) from None
+    chosen = "onnx" if model.endswith(".onnx") else backend
+    app = create_app(
+        model=model,
+        detector=detector,
+        backend=chosen,
+        max_upload_bytes=round(max_upload_mb * 1e6),
+        max_pixels=round(max_megapixels * 1e6),
+        max_files=max_files,
+        batch_size=batch_size,
+        max_wait_ms=max_wait_ms,
+    )
+    if host not in LOOPBACK:
+        typer.secho(f"warning: serving on {host}, not only this machine", fg="yellow", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

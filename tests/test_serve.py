@@ -1,0 +1,360 @@
+"""The recognition server: the API and its limits, OpenAPI fuzzing, the micro-batcher, the demo
+page in headless Chromium (photo upload and a fake webcam) and a short load test."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("schemathesis")
+
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+
+from attnfer.faces.draw import COLORS
+from attnfer.recognize import Recognizer
+from attnfer.serve.app import create_app
+from attnfer.serve.batching import MicroBatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+LOAD_SCRIPT = ROOT / "benchmarks" / "serve_load.py"
+LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+PAGE_TIMEOUT_S = 60
+HEALTH = list(HealthCheck)  # the model makes examples slow; hypothesis need not warn
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    """The shipped default model with the default detector, shared by every app here."""
+    return Recognizer()
+
+
+@pytest.fixture(scope="module")
+def app(recognizer: Recognizer) -> Any:
+    return create_app(recognizer)
+
+
+@pytest.fixture(scope="module")
+def client(app: Any) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels and holds none."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _check_happy_face(prediction: dict[str, Any]) -> None:
+    assert (prediction["width"], prediction["height"]) == (512, 512)
+    (face,) = prediction["faces"]
+    assert face["label"] == "happy"
+    assert list(face["probabilities"]) == LABELS
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    assert face["probabilities"]["happy"] == max(face["probabilities"].values())
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+    assert len(face["landmarks"]) == 5 and face["score"] > 0.9
+
+
+def test_predict_finds_the_happy_astronaut(client: TestClient) -> None:
+    response = client.post("/v1/predict", files={"file": ("astronaut.jpg", EXAMPLE.read_bytes())})
+    assert response.status_code == 200
+    _check_happy_face(response.json())
+    assert response.json()["batch_size"] == 1 and response.json()["time_ms"] > 0
+
+
+def test_batch_reports_a_corrupt_file_and_serves_the_others(client: TestClient) -> None:
+    photo = EXAMPLE.read_bytes()
+    files = [
+        ("files", ("astronaut.jpg", photo, "image/jpeg")),
+        ("files", ("cut.jpg", photo[: len(photo) // 3], "image/jpeg")),
+        ("files", ("again.jpg", photo, "image/jpeg")),
+    ]
+    response = client.post("/v1/predict/batch", files=files)
+    assert response.status_code == 200
+    good, cut, again = response.json()["results"]
+    assert (good["filename"], good["status"], good["error"]) == ("astronaut.jpg", 200, None)
+    _check_happy_face(good["prediction"])
+    assert again["prediction"]["faces"] == good["prediction"]["faces"]
+    assert again["prediction"]["batch_size"] == 2  # the two good images shared a model call
+    assert (cut["status"], cut["prediction"]) == (422, None)
+    assert cut["error"].startswith("cut.jpg: corrupt or truncated image")
+
+
+@pytest.mark.parametrize(
+    ("upload", "status", "message"),
+    [
+        (("empty.jpg", b"", "image/jpeg"), 422, "empty.jpg: empty data (0 bytes)"),
+        (("notes.jpg", b"just some text\n", "image/jpeg"), 422, "notes.jpg: not an image"),
+        (("photo.jpg", EXAMPLE.read_bytes(), "text/plain"), 415, "text/plain is not an image"),
+        (("huge.png", _png_header(20000, 20000), "image/png"), 413, "huge.png: 400.0 MP is above"),
+    ],
+    ids=["empty", "text-named-jpg", "text-content-type", "20000x20000-png"],
+)
+def test_refused_uploads_get_a_4xx_naming_the_problem(
+    client: TestClient, upload: tuple[str, bytes, str], status: int, message: str
+) -> None:
+    response = client.post("/v1/predict", files={"file": upload})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert message in response.json()["detail"]
+    batch = client.post("/v1/predict/batch", files=[("files", upload)])
+    (item,) = batch.json()["results"]
+    assert batch.status_code == 200
+    assert (item["status"], item["error"]) == (status, response.json()["detail"])
+
+
+def test_missing_file_and_wrong_body_get_one_message(client: TestClient) -> None:
+    for response in (client.post("/v1/predict"), client.post("/v1/predict", json={"a": 1})):
+        assert response.status_code == 422
+        assert response.json() == {"detail": "file: Field required"}
+
+
+def test_limits(recognizer: Recognizer) -> None:
+    app = create_app(recognizer, max_upload_bytes=60_000, max_pixels=100_000, max_files=2)
+    small = io.BytesIO()
+    Image.open(EXAMPLE).resize((128, 128)).save(small, "JPEG")
+    with TestClient(app) as client:
+        big = client.post("/v1/predict", files={"file": ("a.jpg", EXAMPLE.read_bytes())})
+        assert big.status_code == 413
+        assert big.json()["detail"].startswith("the upload is 0.07")
+        assert big.json()["detail"].endswith("MB, above the limit of 0.06 MB")
+        wide = client.post("/v1/predict", files={"file": ("wide.png", _png_header(400, 300))})
+        assert wide.status_code == 413
+        limit = "wide.png: 400 x 300 pixels (0.1 MP) is above the limit of 0.1 MP"
+        assert wide.json()["detail"] == limit
+        three = [("files", (f"{i}.jpg", small.getvalue())) for i in range(3)]
+        many = client.post("/v1/predict/batch", files=three)
+        assert (many.status_code, many.json()) == (413, {"detail": "3 files, above the limit of 2"})
+        chunked = client.post("/v1/predict", content=iter([b"--x\r\n"]))
+        assert chunked.status_code == 411
+        assert client.post("/v1/predict", files={"file": ("s.jpg", small.getvalue())}).is_success
+
+
+def test_healthz_and_models(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "model": "default"}
+    models = client.get("/v1/models").json()
+    loaded = models["loaded"]
+    assert loaded["name"] == "default" and loaded["arch"] == "deep_emotion"
+    assert loaded["labels"] == LABELS
+    assert (loaded["input_size"], loaded["channels"], loaded["detector"]) == (48, 1, "mtcnn")
+    assert "recipe" in loaded["info"]
+    assert {"default", "fast"} <= set(models["shipped"])
+
+
+def test_openapi_schema_and_page(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/v1/predict", "/v1/predict/batch", "/v1/models", "/healthz"}
+    ok = spec["paths"]["/v1/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"] == {"$ref": "#/components/schemas/Prediction"}
+    assert {"box", "probabilities", "label"} <= set(
+        spec["components"]["schemas"]["FaceOut"]["properties"]
+    )
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="file-input"' in page.text
+    assert client.get("/static/app.js").status_code == 200
+
+
+# Every check but the two that judge acceptance: bytes the schema allows as a file are rarely an
+# image (422), and the batch answers 200 with a per-file error even for nonsense.
+UNJUDGED = [positive_data_acceptance, negative_data_rejection]
+MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+
+
+@pytest.fixture(scope="module")
+def api_schema(app: Any) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "mode"),
+    [
+        *(("POST", path, mode) for path in ("/v1/predict", "/v1/predict/batch") for mode in MODES),
+        ("GET", "/v1/models", GenerationMode.POSITIVE),
+        ("GET", "/healthz", GenerationMode.POSITIVE),
+    ],
+)
+def test_generated_requests_get_no_server_error(
+    api_schema: Any, method: str, path: str, mode: GenerationMode
+) -> None:
+    @given(case=api_schema[path][method].as_strategy(mode))
+    @settings(max_examples=15, deadline=None, database=None, suppress_health_check=HEALTH)
+    def check(case: schemathesis.Case) -> None:
+        case.call_and_validate(excluded_checks=UNJUDGED)
+
+    check()
+
+
+def test_batcher_groups_concurrent_images(recognizer: Recognizer) -> None:
+    image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    batcher = MicroBatcher(recognizer, max_batch=4, max_wait_ms=200)
+
+    async def six() -> list[Any]:
+        return await asyncio.gather(*(batcher.predict(image) for _ in range(6)))
+
+    try:
+        found = asyncio.run(six())
+        assert sorted(f.batch_size for f in found) == [2, 2, 4, 4, 4, 4]
+        assert all(f.faces[0].label == "happy" for f in found)
+        batcher.close()  # the worker stops; the next image starts a new one
+        assert batcher.submit(image).result(timeout=30).batch_size == 1
+    finally:
+        batcher.close()
+
+
+def test_load_50_clients_without_errors(app: Any, live_server: Any) -> None:
+    url = live_server(app)
+    command = [sys.executable, str(LOAD_SCRIPT), "--url", url, "--clients", "50", "--seconds", "3"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "\n0 errors" in run.stdout and "requests/s" in run.stdout
+
+
+def test_serve_command_binds_loopback(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "attnfer", "serve", "--port", str(port)]
+    with log.open("w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"http://127.0.0.1:{port}/healthz"):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert f"Uvicorn running on http://127.0.0.1:{port}" in log.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait_for_faces(driver: Any) -> list[Any]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, PAGE_TIMEOUT_S)
+    return wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li.face"))
+
+
+def _check_box_drawn(driver: Any) -> None:
+    """The canvas shows the first listed face's box in its label's colour (read after the next
+    animation frame, in one go, as the webcam loop replaces the list)."""
+    script = """
+        const done = arguments[arguments.length - 1];
+        requestAnimationFrame(() => requestAnimationFrame(() => {
+            const item = document.querySelector("#results li.face");
+            const [x1, y1, , y2] = item.dataset.box.split(",").map(Number);
+            const context = document.getElementById("view").getContext("2d");
+            const pixel = context.getImageData(x1, Math.floor((y1 + y2) / 2), 1, 1).data;
+            done([item.dataset.label, Array.from(pixel)]);  // a pixel on the box's left edge
+        }));
+    """
+    label, (*rgb, alpha) = driver.execute_async_script(script)
+    assert alpha == 255 and np.abs(np.subtract(rgb, COLORS[label])).max() <= 8
+
+
+@pytest.mark.browser
+def test_page_labels_an_uploaded_photo(app: Any, live_server: Any, chrome: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    chrome.get(live_server(app))
+    chrome.find_element(By.ID, "file-input").send_keys(str(EXAMPLE))
+    (item,) = _wait_for_faces(chrome)
+    assert item.get_attribute("data-label") == "happy"
+    assert item.find_element(By.CLASS_NAME, "face-label").text.startswith("happy ")
+    bars = item.find_elements(By.CLASS_NAME, "bar")
+    assert [bar.get_attribute("data-emotion") for bar in bars] == LABELS
+    canvas = chrome.find_element(By.ID, "view")
+    assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("512", "512")
+    assert canvas.get_attribute("data-faces") == "1"
+    _check_box_drawn(chrome)
+    assert "1 face · 512 × 512" in chrome.find_element(By.ID, "status").text
+
+
+# The labels listed, read in one go: each webcam answer replaces the list (kept elements go stale)
+LABELS_SHOWN = "return [...document.querySelectorAll('#results li.face')].map(f => f.dataset.label)"
+
+
+def _write_y4m(path: Path, frames: int = 5) -> None:
+    """A 640 x 480 YUV4MPEG2 (I420) clip of the example face on a gray background."""
+    rgb = np.full((480, 640, 3), 128, np.uint8)
+    rgb[40:440, 120:520] = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((400, 400)))
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b  # BT.601, studio range
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    half = [c.reshape(240, 2, 320, 2).mean(axis=(1, 3)) for c in (u, v)]
+    planes = b"".join(np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, *half))
+    with path.open("wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            f.write(b"FRAME\n" + planes)
+
+
+@pytest.mark.browser
+def test_page_labels_the_webcam_live(app: Any, live_server: Any, tmp_path: Path) -> None:
+    from conftest import make_chrome
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    clip = tmp_path / "face.y4m"
+    _write_y4m(clip)
+    camera = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    )
+    driver = make_chrome(camera)
+    try:
+        driver.get(live_server(app))
+        button = driver.find_element(By.ID, "webcam-button")
+        button.click()
+        wait = WebDriverWait(driver, PAGE_TIMEOUT_S)
+        assert wait.until(lambda d: d.execute_script(LABELS_SHOWN)) == ["happy"]
+        assert button.get_attribute("aria-pressed") == "true"
+        canvas = driver.find_element(By.ID, "view")
+        assert (canvas.get_attribute("width"), canvas.get_attribute("height")) == ("640", "480")
+        shown = driver.find_element(By.CSS_SELECTOR, "#results li.face")
+        wait.until(staleness_of(shown))  # a later frame's answer replaced it: the loop runs
+        assert driver.execute_script(LABELS_SHOWN) == ["happy"]
+        _check_box_drawn(driver)
+        button.click()
+        assert button.get_attribute("aria-pressed") == "false"
+    finally:
+        driver.quit()

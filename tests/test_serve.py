@@ -30,6 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from attnfer.faces.draw import COLORS
+from attnfer.pretrained import load_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.serve.app import create_app
 from attnfer.serve.batching import MicroBatcher
@@ -162,7 +163,7 @@ def test_healthz_and_models(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "model": "default"}
     models = client.get("/v1/models").json()
     loaded = models["loaded"]
-    assert loaded["name"] == "default" and loaded["arch"] == "deep_emotion"
+    assert loaded["name"] == "default" and loaded["arch"] == load_pretrained("default").arch
     assert loaded["labels"] == LABELS
     assert (loaded["input_size"], loaded["channels"], loaded["detector"]) == (48, 1, "mtcnn")
     assert "recipe" in loaded["info"]

@@ -23,7 +23,7 @@ from .models import create_model
 
 # Shipped models by name. "default" is the best shipped model: until the ResNet18 + CBAM of
 # recipes/default/ is trained and shipped, that is the fast Deep-Emotion (docs/model_card.md).
-SHIPPED = {"default": "fast.safetensors", "fast": "fast.safetensors"}
+SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
 
 
 @dataclass

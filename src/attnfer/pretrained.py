@@ -21,8 +21,8 @@ from .data.transforms import Preprocess
 from .errors import ModelError
 from .models import create_model
 
-# Shipped models by name. "default" is the best shipped model: until the ResNet18 + CBAM of
-# recipes/default/ is trained and shipped, that is the fast Deep-Emotion (docs/model_card.md).
+# Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
+# recipes/default/), "fast" the small Deep-Emotion for real-time video on small machines.
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
 
 

@@ -4,8 +4,13 @@ and aggregation, k-means frame reduction, and FAN trained on CK+ sequences."""
 from __future__ import annotations
 
 import csv
+import functools
+import http.server
 import itertools
 import os
+import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -516,3 +521,31 @@ def test_paper004_recipes_parse_as_clip_recipes(name: str) -> None:
     cr = load_clip_recipe(path, ["clips.frames=5"])
     assert cr.clips.frames == 5 and cr.recipe.paper["id"] == "004"
     assert cr.recipe.optimizer.momentum == 0.9
+
+
+@pytest.fixture
+def http_folder(tmp_path) -> Iterator[tuple[Path, str]]:
+    """A folder served over HTTP on a loopback port: (folder, base URL)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_stream_url_gives_the_same_results_as_the_file(recording, model_path, http_folder) -> None:
+    folder, base = http_folder
+    shutil.copy(recording, folder / "session.mp4")
+    recognizer = Recognizer(str(model_path), faces="detect")
+    from_file = list(iter_video(recognizer, recording, every=5, smooth=2))
+    from_url = list(iter_video(recognizer, f"{base}/session.mp4", every=5, smooth=2))
+    assert len(from_url) == len(from_file) == FRAMES
+    for a, b in zip(from_url, from_file, strict=True):
+        assert [f.box for f in a.faces] == [f.box for f in b.faces]
+        assert [f.label for f in a.faces] == [f.label for f in b.faces]
+    with pytest.raises(DataError, match=r"missing\.mp4"):
+        list(iter_video(recognizer, f"{base}/missing.mp4"))

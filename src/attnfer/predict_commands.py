@@ -25,6 +25,15 @@ CHUNK = 8  # images read and classified together
 PROGRESS_FROM = 10  # files: show a progress bar from this many on
 
 console = Console(soft_wrap=True)
+
+# Options shared by the commands that run a Recognizer (predict, serve).
+ModelOpt = Annotated[
+    str, typer.Option(help="Shipped model name, run folder, .safetensors or .onnx file.")
+]
+DetectorOpt = Annotated[
+    str, typer.Option(help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.")
+]
+BackendOpt = Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")]
 err_console = Console(stderr=True, soft_wrap=True)
 
 
@@ -119,17 +128,13 @@ def predict(
         Path | None,
         typer.Option(help="Write images with boxes, labels and probability bars to this folder."),
     ] = None,
-    model: Annotated[
-        str, typer.Option(help="Shipped model name, run folder, .safetensors or .onnx file.")
-    ] = "default",
+    model: ModelOpt = "default",
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip, tencrop.")] = "none",
     faces: Annotated[
         str, typer.Option(help="auto (small images are face crops), crop (whole image), detect.")
     ] = "auto",
-    detector: Annotated[
-        str, typer.Option(help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.")
-    ] = "default",
-    backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
+    detector: DetectorOpt = "default",
+    backend: BackendOpt = "torch",
 ) -> None:
     """Find the faces in images and recognise their expressions.
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
+from ..predict_commands import BackendOpt, DetectorOpt, ModelOpt
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -16,13 +17,9 @@ def serve(
         str, typer.Option(help="Address to bind; 0.0.0.0 opens the server to the network.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
-    model: Annotated[
-        str, typer.Option(help="Shipped model name, run folder, .safetensors or .onnx file.")
-    ] = "default",
-    detector: Annotated[
-        str, typer.Option(help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.")
-    ] = "default",
-    backend: Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")] = "torch",
+    model: ModelOpt = "default",
+    detector: DetectorOpt = "default",
+    backend: BackendOpt = "torch",
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest request body (a batch: all files), in MB.")
     ] = 20.0,

@@ -158,7 +158,7 @@ def test_window_masks_cover_every_pixel() -> None:
 def test_occlusion_peaks_on_the_region_the_model_uses() -> None:
     pre = _patch_pretrained()
     x = pre.preprocess(torch.from_numpy(_bright_faces()))
-    found = occlusion(pre.model, x, fill=-1.0, window=8, stride=2)
+    found = occlusion(pre.model, x, fill=-1.0, window=8, stride=2, bf16=False)
     assert found.predicted.tolist() == [0, 0] and found.target.tolist() == [0, 0]
     assert found.drop.shape == found.flip.shape == (2, 48, 48)
     for drop, flip in zip(found.drop, found.flip, strict=True):
@@ -172,6 +172,9 @@ def test_occlusion_peaks_on_the_region_the_model_uses() -> None:
         assert flip[PATCH].min() > 0  # covering the patch flips the prediction to class 1
     mean_fill = occlusion(pre.model, x, 1, fill=0.0, window=8, stride=4)
     assert mean_fill.target.tolist() == [1, 1] and (mean_fill.drop[:, PATCH[0], PATCH[1]] < 0).all()
+    bf16 = occlusion(pre.model, x, fill=-1.0, window=8, stride=2, bf16=True)
+    assert (bf16.drop - found.drop).abs().max() < 0.05, "bf16 autocast keeps the maps"
+    assert bf16.flip_mask[:, PATCH[0], PATCH[1]].all()
 
 
 def test_grad_cam_is_non_negative_and_finds_the_region(resnet: Pretrained) -> None:

@@ -7,6 +7,7 @@ import csv
 import functools
 import http.server
 import itertools
+import json
 import os
 import shutil
 import threading
@@ -521,6 +522,46 @@ def test_paper004_recipes_parse_as_clip_recipes(name: str) -> None:
     cr = load_clip_recipe(path, ["clips.frames=5"])
     assert cr.clips.frames == 5 and cr.recipe.paper["id"] == "004"
     assert cr.recipe.optimizer.momentum == 0.9
+
+
+def test_fan_backbone_starts_from_the_shipped_default() -> None:
+    """The FAN recipes name ``default``: its ResNet18 weights fill FAN's frame embedding."""
+    from attnfer.pretrained import resolve
+    from attnfer.video.train_clips import load_clip_recipe, make_clip_task
+
+    path = Path(__file__).resolve().parents[1] / "recipes" / "paper004" / "fan_emo2018.yaml"
+    task = make_clip_task(load_clip_recipe(path).recipe, num_classes=7)
+    default = load_pretrained("default")
+    assert default.arch == "resnet18_cbam" and resolve("default").is_file()
+    shipped = default.model.state_dict()
+    own = task.model.state_dict()
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.bn2.running_var"):
+        assert torch.equal(own["backbone." + key], shipped[key].float()), key
+    assert any(".attention." in k for k in shipped), "the default has CBAM weights"
+    assert not any(".attention." in k for k in own), "which FAN's plain ResNet18 leaves out"
+
+
+@pytest.mark.parametrize("name", ["fan_emo2018", "deep_emotion_emo2018"])
+def test_emo2018_recipes_train_on_a_clip_folder(name: str, recording, tmp_path) -> None:
+    """EMO2018 itself is not available: its recipes run end to end on a folder of the same
+    layout (``<emotion>/*.mp4``) cut from the test recording, as `video trim` would write it."""
+    from attnfer.video.io import cut_segment
+
+    root = tmp_path / "clips"
+    for label, offset in (("happy", 0.0), ("sad", 0.2)):
+        (root / label).mkdir(parents=True)
+        for k in range(5):
+            start = offset + 0.7 * k
+            cut_segment(recording, root / label / f"s{k:02d}.mp4", start, start + 0.2)
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "paper004" / f"{name}.yaml"
+    sets = [f"data.source={root}", "data.fractions=[0.6,0.2,0.2]", "trainer.epochs=1"]
+    args = ["video", "train-clips", "-c", str(recipe), "--out", str(tmp_path / "run")]
+    outcome = CliRunner().invoke(_app(), [*args, *[a for s in sets for a in ("--set", s)]])
+    assert outcome.exit_code == 0, outcome.output
+    assert "best val accuracy" in outcome.output and "test accuracy" in outcome.output
+    report = json.loads((tmp_path / "run" / "eval_test.json").read_text())
+    assert report["samples"] == 2, "one happy and one sad clip of five each"
+    assert load_pretrained(tmp_path / "run").info["clips"]["frames"] == 3
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ section, ``clips``::
 ``data.split`` ``subject`` keeps each subject on one side. FAN (``fan_resnet18``) takes the K
 frames of a clip at once; a frame-wise model (``deep_emotion``) trains on every sampled frame
 with its clip's label and is validated on the clip's mean probabilities. ``model.weights``
-with ``weights_mode: transfer_learning`` starts FAN's frame embedding from a ResNet18 file
-(e.g. our FER2013 run); keys without a ``backbone.`` prefix are mapped into it.
+(a file, a run folder or a shipped model name) with ``weights_mode: transfer_learning`` starts
+FAN's frame embedding from a ResNet18 (e.g. the shipped ``default``, a ResNet18 + CBAM whose
+attention weights FAN has no place for); keys without a ``backbone.`` prefix are mapped into it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ..data.splits import stratified_indices
 from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError, DataError
 from ..models import load_weights
+from ..pretrained import resolve
 from ..train.config import Recipe, read_recipe_file, recipe_from_dict
 from ..train.evaluate import write_report
 from ..train.metrics import evaluation_report
@@ -241,8 +243,8 @@ class ClipTask(FERTask):
         x, y = batch
         probs = self.clip_probs(x)
         loss = F.nll_loss(probs.clamp_min(1e-8).log(), y)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True)
-        self.log("val_acc", (probs.argmax(1) == y).float().mean(), on_epoch=True, prog_bar=True)
+        self.log_epoch("val_loss", loss)
+        self.log_epoch("val_acc", (probs.argmax(1) == y).float().mean())
 
 
 def _fan_key(key: str) -> str:
@@ -254,7 +256,7 @@ def make_clip_task(recipe: Recipe, num_classes: int) -> ClipTask:
     task = ClipTask(recipe, num_classes)
     if recipe.model.weights:
         key_map = _fan_key if is_clip_model(task.model) else None
-        load_weights(task.model, recipe.model.weights, recipe.model.weights_mode, key_map)
+        load_weights(task.model, resolve(recipe.model.weights), recipe.model.weights_mode, key_map)
     return task
 
 

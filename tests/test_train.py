@@ -56,6 +56,11 @@ def write_recipe(
     return path
 
 
+def train_command(recipe: Path, run_dir: Path) -> list[str]:
+    """`attnfer train` in a child process, as a user runs it."""
+    return [sys.executable, "-m", "attnfer", "train", "-c", str(recipe), "--out", str(run_dir)]
+
+
 def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=4"])
     result = fit(recipe, tmp_path / "run", progress=False)
@@ -105,7 +110,7 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
         trainer="{epochs: 4, batch_size: 16, precision: 32-true}",
     )  # fmt: skip
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "attnfer", "train", "--config", str(recipe), "--out", str(run_dir)]
+    cmd = train_command(recipe, run_dir)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (run_dir / "last.ckpt").exists() and time.time() < deadline:
@@ -121,6 +126,22 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     assert epochs == {0, 1, 2, 3}
     assert load_pretrained(run_dir).info["epochs"] == 4
     assert len(list((run_dir / "logs").glob("attempt_*"))) == 2
+
+
+def test_ddp_on_two_cpu_processes_shards_the_data_and_saves_once(fer_subset, tmp_path):
+    """Lightning's DDP (gloo) with two CPU processes: the same path as several GPUs or nodes."""
+    recipe = write_recipe(
+        tmp_path / "r.yaml", fer_subset, model="small_cnn",
+        trainer="{epochs: 2, batch_size: 30, precision: 32-true, devices: 2, strategy: ddp}",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    done = subprocess.run(train_command(recipe, run), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("test accuracy") == 1, "only the first process evaluates"
+    steps = [int(r["step"]) for r in history(run) if r.get("train_loss")]
+    assert steps == [13, 27], "each process takes half of the 840 faces: 14 batches of 30 an epoch"
+    assert load_pretrained(run).info["epochs"] == 2
+    assert json.loads((run / "eval_test.json").read_text())["samples"] == 140
 
 
 def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(

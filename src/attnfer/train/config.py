@@ -93,6 +93,12 @@ class TrainerConfig:
     channels_last: bool = True
     compile: bool = False
     tta: str = "flip"
+    # Lightning's: "auto" takes every GPU (DDP when more than one), else the CPU; devices: 2 with
+    # strategy: ddp runs two CPU processes; num_nodes > 1 for multi-node DDP (launched by SLURM,
+    # torchrun or the like).
+    devices: int | str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
 
 
 @dataclass

@@ -25,7 +25,8 @@ from ..data.splits import (
 )
 from ..errors import ConfigError
 from ..models import load_weights
-from ..pretrained import save_pretrained
+from ..precision import cpu_has_bf16
+from ..pretrained import resolve, save_pretrained
 from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
 from .config import Recipe
 from .datamodule import FaceDataModule
@@ -50,11 +51,7 @@ def pick_precision(requested: str) -> str:
         return requested
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "32-true"
-    return "bf16-mixed" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "32-true"
+    return "bf16-mixed" if cpu_has_bf16() else "32-true"
 
 
 def prepare_data(recipe: Recipe) -> FaceDataset:
@@ -182,7 +179,8 @@ def run_trainer(
 ) -> tuple[torch.nn.Module, float | None, int]:
     """Fit ``task`` with the recipe's trainer settings (checkpoints in ``run_dir``; ``resume``
     from its last.ckpt), then load the best epoch by validation accuracy (the last without
-    validation). Returns the model in eval mode, the best val accuracy and the epochs run."""
+    validation). Returns the model in eval mode, the best val accuracy and the epochs run.
+    Under DDP only the first process returns; the others exit once training is done."""
     checkpoint = ModelCheckpoint(
         dirpath=run_dir, filename="best", monitor="val_acc" if has_val else None, mode="max",
         save_last=True, every_n_epochs=1, enable_version_counter=False,
@@ -197,6 +195,9 @@ def run_trainer(
     trainer = L.Trainer(
         max_epochs=recipe.total_epochs,
         precision=pick_precision(recipe.trainer.precision),
+        devices=recipe.trainer.devices,
+        strategy=recipe.trainer.strategy,
+        num_nodes=recipe.trainer.num_nodes,
         callbacks=callbacks,
         logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
         plugins=[AtomicCheckpointIO()],
@@ -209,6 +210,8 @@ def run_trainer(
     last = run_dir / "last.ckpt"
     ckpt_path = str(last) if resume and last.exists() else None
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    if not trainer.is_global_zero:
+        raise SystemExit(0)  # other DDP processes stop here: the first saves and evaluates
     best_path = checkpoint.best_model_path or str(last)
     state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
     task.load_state_dict(state)
@@ -238,7 +241,7 @@ def _attempt_number(path: Path) -> int:
 def make_task(recipe: Recipe, num_classes: int, weights: torch.Tensor | None):
     task = FERTask(recipe, num_classes, weights)
     if recipe.model.weights:
-        load_weights(task.model, recipe.model.weights, mode=recipe.model.weights_mode)
+        load_weights(task.model, resolve(recipe.model.weights), mode=recipe.model.weights_mode)
     if recipe.trainer.channels_last:
         task.model.to(memory_format=torch.channels_last)
     if recipe.trainer.compile:

@@ -65,15 +65,19 @@ class FERTask(L.LightningModule):
         if self.weight_norm is not None:
             loss = loss + self.weight_norm()
         acc = (logits.argmax(1) == y).float().mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_epoch("train_loss", loss)
+        self.log_epoch("train_acc", acc)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
         logits = self.model(x)
-        self.log("val_loss", F.cross_entropy(logits.float(), y), on_epoch=True, prog_bar=True)
-        self.log("val_acc", (logits.argmax(1) == y).float().mean(), on_epoch=True, prog_bar=True)
+        self.log_epoch("val_loss", F.cross_entropy(logits.float(), y))
+        self.log_epoch("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def log_epoch(self, name: str, value: torch.Tensor) -> None:
+        """Log the epoch mean of ``value``, averaged over DDP processes, on the progress bar."""
+        self.log(name, value, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def predict_proba(self, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
         """Class probabilities averaged over the test-time views."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
 import struct
 import subprocess
@@ -183,6 +184,15 @@ def test_openapi_schema_and_page(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_nothing_from_other_hosts(client: TestClient, page: str) -> None:
+    html = client.get(page).text
+    urls = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", html)
+    assert any(u.endswith(".js") for u in urls) and "/openapi.json" in urls
+    assert all(u.startswith("/") for u in urls), urls
+    assert all(client.get(u).status_code == 200 for u in urls)
+
+
 # Every check but the two that judge acceptance: bytes the schema allows as a file are rarely an
 # image (422), and the batch answers 200 with a per-file error even for nonsense.
 UNJUDGED = [positive_data_acceptance, negative_data_rejection]
@@ -305,6 +315,17 @@ def test_page_labels_an_uploaded_photo(app: Any, live_server: Any, chrome: Any) 
     assert canvas.get_attribute("data-faces") == "1"
     _check_box_drawn(chrome)
     assert "1 face · 512 × 512" in chrome.find_element(By.ID, "status").text
+
+
+@pytest.mark.browser
+def test_api_docs_page_renders_every_operation(app: Any, live_server: Any, chrome: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chrome.get(live_server(app) + "/docs")
+    WebDriverWait(chrome, 30).until(lambda d: len(d.find_elements(By.CLASS_NAME, "opblock")) == 4)
+    paths = {e.text for e in chrome.find_elements(By.CLASS_NAME, "opblock-summary-path")}
+    assert paths == {"/v1/predict", "/v1/predict/batch", "/v1/models", "/healthz"}
 
 
 # The labels listed, read in one go: each webcam answer replaces the list (kept elements go stale)

@@ -6,9 +6,10 @@ the model runs in the batcher's one worker thread, and the event loop never wait
 
 Endpoints: ``POST /v1/predict`` (one image), ``POST /v1/predict/batch`` (several, one result or
 error each), ``GET /v1/models``, ``GET /healthz``, the demo page at ``/`` and the OpenAPI schema
-at ``/openapi.json``. A refused upload gets a 4xx with ``{"detail": "<file>: <problem>"}``: 411
-without a Content-Length, 413 above the size, pixel or file-count limit, 415 for a content type
-that is not an image, 422 for a missing, empty, corrupt or unknown image. See docs/serve.md.
+at ``/openapi.json`` (browsed at ``/docs`` and ``/redoc``, offline). A refused upload gets a 4xx
+with ``{"detail": "<file>: <problem>"}``: 411 without a Content-Length, 413 above the size, pixel
+or file-count limit, 415 for a content type that is not an image, 422 for a missing, empty,
+corrupt or unknown image. See docs/serve.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -211,7 +213,7 @@ def create_app(
         yield
         await run_in_threadpool(batcher.close)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # FastAPI whose /docs and /redoc load no script from a CDN
         title="attnfer",
         version=__version__,
         description="Facial expression recognition: faces, boxes, landmarks and expressions.",

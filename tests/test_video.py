@@ -302,6 +302,8 @@ def test_broken_truncated_and_empty_videos(recording, tmp_path) -> None:
         assert str(path) in str(err.value)
     with pytest.raises(DataError, match="no such video file"):
         VideoReader(tmp_path / "missing.mp4")
+    with pytest.raises(DataError, match="camera 63: cannot be opened"):
+        VideoReader("63")  # a camera index with no camera behind it
 
 
 def mjpeg_with_bad_frames(path: Path, frames: int, bad: tuple[int, ...]) -> None:

@@ -287,8 +287,9 @@ class Recognizer:
                 out.append(torch.stack([self._run(v) for v in views]).mean(0))
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)
 
-    def _locate(self, image: ImageInput) -> list[tuple[Face, np.ndarray]]:
-        """The faces of one image with their model-ready crops."""
+    def locate(self, image: ImageInput) -> list[tuple[Face, np.ndarray]]:
+        """The faces of one image with their aligned, model-sized crops (detected, or the whole
+        image where it is a face crop: see ``faces``)."""
         rgb = load_image(image, self.max_pixels)
         short = min(rgb.shape[:2])
         if self.faces == "crop" or (self.faces == "auto" and short <= CROP_SIDE):
@@ -328,7 +329,7 @@ class Recognizer:
 
     def predict(self, image: ImageInput) -> list[FaceResult]:
         """The faces in one image (empty if none); DataError if it cannot be read."""
-        (result,) = self._classify([self._locate(image)])
+        (result,) = self._classify([self.locate(image)])
         assert not isinstance(result, DataError)
         return result
 
@@ -340,7 +341,7 @@ class Recognizer:
         located: list[list[tuple[Face, np.ndarray]] | DataError] = []
         for image in images:
             try:
-                located.append(self._locate(image))
+                located.append(self.locate(image))
             except DataError as exc:
                 located.append(exc)
         return self._classify(located)

@@ -179,7 +179,7 @@ def explain_faces(
         raise ConfigError(
             "the model to explain does not match the recognizer's (labels or preprocessing)"
         )
-    located = recognizer._locate(image)
+    located = recognizer.locate(image)
     explained = explain_crops(pre, [crop for _, crop in located], method, **options)
     return [
         replace(e, box=tuple(round(v) for v in face.box))  # type: ignore[arg-type]

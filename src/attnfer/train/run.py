@@ -25,7 +25,7 @@ from ..data.splits import (
 )
 from ..errors import ConfigError
 from ..models import load_weights
-from ..precision import cpu_has_bf16
+from ..precision import bf16_is_fast
 from ..pretrained import resolve, save_pretrained
 from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
 from .config import Recipe
@@ -50,8 +50,8 @@ def pick_precision(requested: str) -> str:
     if requested != "auto":
         return requested
     if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+        return "bf16-mixed" if bf16_is_fast(torch.device("cuda")) else "16-mixed"
+    return "bf16-mixed" if bf16_is_fast(torch.device("cpu")) else "32-true"
 
 
 def prepare_data(recipe: Recipe) -> FaceDataset:

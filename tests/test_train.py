@@ -16,6 +16,7 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from attnfer.errors import ConfigError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.commands import compare
 from attnfer.train.config import load_recipe
@@ -172,3 +173,35 @@ def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0, again.output
     assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished runs are reused
+
+
+def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn")
+    task = make_task(load_recipe(path, ["trainer.ema_decay=0.75"]), 7, None)
+    task.on_fit_start()
+    start = {k: v.clone() for k, v in task.model.state_dict().items()}
+    with torch.no_grad():
+        for p in task.model.parameters():
+            p.add_(1.0)
+    task.on_train_batch_end(None, None, 0)
+    average = task.ema.state_dict()
+    for key, value in task.model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(average[key], 0.75 * start[key] + 0.25 * value)
+    assert task.eval_model is task.ema
+
+
+def test_ema_run_saves_the_average_not_the_last_weights(fer_subset, tmp_path):
+    trainer = "{epochs: 2, batch_size: 64, precision: 32-true, ema_decay: 0.9}"
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn", trainer=trainer)
+    result = fit(load_recipe(path), tmp_path / "run", progress=False)
+    best = torch.load(result.run_dir / "best.ckpt", weights_only=True)["state_dict"]
+    saved = load_file(str(result.model_path))
+    assert all(torch.equal(saved[k], best[f"ema.{k}"].float()) for k in saved)
+    assert not all(torch.equal(saved[k], best[f"model.{k}"].float()) for k in saved)
+
+
+def test_ema_decay_out_of_range_is_a_config_error(fer_subset, tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", fer_subset)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_recipe(path, ["trainer.ema_decay=1.5"])

@@ -93,12 +93,18 @@ class TrainerConfig:
     channels_last: bool = True
     compile: bool = False
     tta: str = "flip"
+    # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
+    ema_decay: float = 0.0
     # Lightning's: "auto" takes every GPU (DDP when more than one), else the CPU; devices: 2 with
     # strategy: ddp runs two CPU processes; num_nodes > 1 for multi-node DDP (launched by SLURM,
     # torchrun or the like).
     devices: int | str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ema_decay, (int, float)) and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass

@@ -215,7 +215,7 @@ def run_trainer(
     best_path = checkpoint.best_model_path or str(last)
     state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
     task.load_state_dict(state)
-    model = task.model.float().eval().to(memory_format=torch.contiguous_format)
+    model = task.eval_model.float().eval().to(memory_format=torch.contiguous_format)
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
     return model, best_val, trainer.current_epoch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 
@@ -10,14 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.transforms import tta_views
 from ..models import create_model
 from .config import Recipe
 from .losses import CenterLoss, IslandLoss, WeightNormPenalty
 
 
 class FERTask(L.LightningModule):
-    """Classification of faces with the recipe's losses; logs loss and accuracy per epoch."""
+    """Classification of faces with the recipe's losses; logs loss and accuracy per epoch.
+
+    With ``trainer.ema_decay`` > 0 it also keeps an exponential moving average of the model's
+    weights and buffers (updated every step, started from the weights training begins with);
+    validation, the best-epoch choice and the saved model then use the average."""
 
     def __init__(self, recipe: Recipe, num_classes: int, class_weights: torch.Tensor | None = None):
         super().__init__()
@@ -40,6 +44,34 @@ class FERTask(L.LightningModule):
         if cfg.weight_norm_lambda > 0:
             linears = [m for m in self.model.modules() if isinstance(m, nn.Linear)][-2:]
             self.weight_norm = WeightNormPenalty(linears, cfg.weight_norm_lambda)
+        self.ema: nn.Module | None = None
+        if recipe.trainer.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).requires_grad_(False)
+            self.register_buffer("ema_started", torch.tensor(False))
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model validated and saved: the weight average where there is one."""
+        return self.ema if self.ema is not None else self.model
+
+    def on_fit_start(self) -> None:
+        if self.ema is not None and not self.ema_started:  # a resumed run restored its average
+            self.ema.load_state_dict(self.model.state_dict())
+            self.ema_started.fill_(True)
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.ema is None:
+            return
+        pairs = zip(self.ema.state_dict().values(), self.model.state_dict().values(), strict=True)
+        averaged, current = [], []
+        for avg, now in pairs:
+            if avg.is_floating_point():
+                averaged.append(avg)
+                current.append(now)
+            else:
+                avg.copy_(now)  # BatchNorm's step counters
+        torch._foreach_lerp_(averaged, current, 1.0 - self.recipe.trainer.ema_decay)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -71,18 +103,13 @@ class FERTask(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
-        logits = self.model(x)
+        logits = self.eval_model(x)
         self.log_epoch("val_loss", F.cross_entropy(logits.float(), y))
         self.log_epoch("val_acc", (logits.argmax(1) == y).float().mean())
 
     def log_epoch(self, name: str, value: torch.Tensor) -> None:
         """Log the epoch mean of ``value``, averaged over DDP processes, on the progress bar."""
         self.log(name, value, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-
-    def predict_proba(self, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-        """Class probabilities averaged over the test-time views."""
-        views = tta_views(x, tta)
-        return torch.stack([self.model(v).float().softmax(1) for v in views]).mean(0)
 
     def configure_optimizers(self):
         opt_cfg, sched_cfg = self.recipe.optimizer, self.recipe.schedule

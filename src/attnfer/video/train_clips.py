@@ -228,9 +228,10 @@ class ClipTask(FERTask):
     model trains on each frame with its clip's label and validates on mean probabilities."""
 
     def clip_probs(self, x: torch.Tensor) -> torch.Tensor:
-        if is_clip_model(self.model):
-            return self.model(x).float().softmax(1)
-        probs = self.model(x.flatten(0, 1)).float().softmax(1)
+        model = self.eval_model
+        if is_clip_model(model):
+            return model(x).float().softmax(1)
+        probs = model(x.flatten(0, 1)).float().softmax(1)
         return probs.unflatten(0, x.shape[:2]).mean(1)
 
     def training_step(self, batch, batch_idx):

@@ -10,6 +10,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from ..models import create_model
 from .config import Recipe
@@ -47,6 +48,7 @@ class FERTask(L.LightningModule):
         self.ema: nn.Module | None = None
         if recipe.trainer.ema_decay > 0:
             self.ema = copy.deepcopy(self.model).requires_grad_(False)
+            self.ema_update = get_ema_multi_avg_fn(recipe.trainer.ema_decay)
             self.register_buffer("ema_started", torch.tensor(False))
 
     @property
@@ -71,7 +73,7 @@ class FERTask(L.LightningModule):
                 current.append(now)
             else:
                 avg.copy_(now)  # BatchNorm's step counters
-        torch._foreach_lerp_(averaged, current, 1.0 - self.recipe.trainer.ema_decay)
+        self.ema_update(averaged, current, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

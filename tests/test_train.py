@@ -205,3 +205,18 @@ def test_ema_decay_out_of_range_is_a_config_error(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset)
     with pytest.raises(ConfigError, match="ema_decay"):
         load_recipe(path, ["trainer.ema_decay=1.5"])
+
+
+def test_resumed_ema_run_keeps_its_average(fer_subset, tmp_path):
+    """With a decay of nearly 1 the average barely moves after the resume: it must be the
+    checkpoint's average, not a fresh copy of the weights."""
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn")
+    run = tmp_path / "run"
+    fit(load_recipe(path, ["trainer.epochs=1", "trainer.ema_decay=0.5"]), run, progress=False)
+    before = torch.load(run / "last.ckpt", weights_only=True)["state_dict"]
+    recipe = load_recipe(path, ["trainer.epochs=2", "trainer.ema_decay=0.999999"])
+    fit(recipe, run, resume=True, progress=False)
+    after = torch.load(run / "last.ckpt", weights_only=True)["state_dict"]
+    key = next(k for k in before if k.startswith("ema.") and k.endswith("weight"))
+    torch.testing.assert_close(after[key], before[key], atol=1e-4, rtol=0)
+    assert not torch.allclose(before[key], before[key.replace("ema.", "model.", 1)], atol=1e-3)

@@ -173,6 +173,10 @@ def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0, again.output
     assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished runs are reused
+    longer = CliRunner().invoke(app, [*args, "--set", "trainer.epochs=3"], terminal_width=200)
+    assert isinstance(longer.exception, ConfigError)  # not the 1-epoch runs passed off as 3
+    assert "runs/row_a holds a run of a different recipe" in str(longer.exception)
+    assert "trainer.epochs: 1 -> 3" in str(longer.exception)
 
 
 def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..models import model_info
 from .config import Recipe, load_recipe
@@ -27,6 +28,17 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder (default 
 
 def _run_dir(recipe: Recipe, out: Path | None) -> Path:
     return out or Path("runs") / recipe.name
+
+
+def _finished_or_fit(recipe: Recipe, run_dir: Path, data: FaceDataset | None = None) -> dict | None:
+    """The test report of a finished run of ``recipe`` in ``run_dir``; else train (resuming)."""
+    from .run import check_same_recipe, fit
+
+    check_same_recipe(recipe, run_dir)
+    done = run_dir / f"eval_{recipe.data.test_split}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    return fit(recipe, run_dir, resume=True, data=data).test_report
 
 
 def train(
@@ -85,7 +97,7 @@ def cv(
     out: OutOpt = None,
 ) -> None:
     """Subject-independent k-fold cross-validation (CK+, JAFFE): mean and std of accuracy."""
-    from .run import fit, prepare_cv_folds
+    from .run import prepare_cv_folds
 
     recipe = load_recipe(config, overrides)
     recipe = dataclasses.replace(
@@ -94,12 +106,7 @@ def cv(
     run_dir = _run_dir(recipe, out)
     accs = []
     for k, fold_data in enumerate(prepare_cv_folds(recipe, folds)):
-        fold_dir = run_dir / f"fold_{k:02d}"
-        done = fold_dir / "eval_test.json"
-        if done.exists():
-            report = json.loads(done.read_text())
-        else:
-            report = fit(recipe, fold_dir, resume=True, data=fold_data).test_report
+        report = _finished_or_fit(recipe, run_dir / f"fold_{k:02d}", fold_data)
         accs.append(report["accuracy"])
         console.print(f"fold {k + 1}/{folds}: {100 * accs[-1]:.2f}%")
     summary = {"folds": folds, "accuracies": accs, "mean": float(np.mean(accs)),
@@ -116,19 +123,12 @@ def compare(
     overrides: SetOpt = None,
 ) -> None:
     """Train (or reuse finished runs of) several recipes; print ours beside the papers'."""
-    from .run import fit
-
     table = Table(title="ours vs paper (test accuracy, %)")
     for col in ("recipe", "paper", "paper's figure", "ours", "difference"):
         table.add_column(col)
     for config in configs:
         recipe = load_recipe(config, overrides)
-        run_dir = _run_dir(recipe, None)
-        done = run_dir / f"eval_{recipe.data.test_split}.json"
-        if done.exists():
-            report = json.loads(done.read_text())
-        else:
-            report = fit(recipe, run_dir, resume=True).test_report
+        report = _finished_or_fit(recipe, _run_dir(recipe, None))
         ours = 100 * report["accuracy"] if report else None
         theirs = recipe.paper.get("result")
         diff = f"{ours - theirs:+.2f}" if ours is not None and theirs is not None else "-"

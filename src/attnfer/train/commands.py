@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
+from ..errors import ConfigError
 from ..models import model_info
 from .config import Recipe, load_recipe
 
@@ -30,11 +31,41 @@ def _run_dir(recipe: Recipe, out: Path | None) -> Path:
     return out or Path("runs") / recipe.name
 
 
+def _recipe_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """``key: saved -> current`` for every key both recipes set to different values."""
+    diffs = []
+    for key in saved.keys() & current.keys():
+        old, new = saved[key], current[key]
+        if isinstance(old, dict) and isinstance(new, dict):
+            diffs += _recipe_differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            diffs.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return sorted(diffs)
+
+
+def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
+    """Refuse to reuse ``run_dir`` when its ``recipe.json`` is of a different recipe.
+
+    Keys only one side has (added to the recipe format since) are not compared.
+    """
+    saved_file = run_dir / "recipe.json"
+    if not saved_file.exists():
+        return
+    saved = json.loads(saved_file.read_text())
+    current = json.loads(json.dumps(recipe.to_dict(), default=str))
+    diffs = _recipe_differences(saved, current)
+    if diffs:
+        raise ConfigError(
+            f"{run_dir} holds a run of a different recipe ({'; '.join(diffs)}): "
+            "move it aside or delete it first"
+        )
+
+
 def _finished_or_fit(recipe: Recipe, run_dir: Path, data: FaceDataset | None = None) -> dict | None:
     """The test report of a finished run of ``recipe`` in ``run_dir``; else train (resuming)."""
-    from .run import check_same_recipe, fit
+    from .run import fit
 
-    check_same_recipe(recipe, run_dir)
+    _check_same_recipe(recipe, run_dir)
     done = run_dir / f"eval_{recipe.data.test_split}.json"
     if done.exists():
         return json.loads(done.read_text())

@@ -102,36 +102,6 @@ def prepare_cv_folds(recipe: Recipe, k: int):
         yield with_splits(data, fold_splits(folds, i))
 
 
-def _recipe_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key: saved -> current`` for every key both recipes set to different values."""
-    diffs = []
-    for key in saved.keys() & current.keys():
-        old, new = saved[key], current[key]
-        if isinstance(old, dict) and isinstance(new, dict):
-            diffs += _recipe_differences(old, new, f"{prefix}{key}.")
-        elif old != new:
-            diffs.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return sorted(diffs)
-
-
-def check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
-    """Refuse to reuse ``run_dir`` when its ``recipe.json`` is of a different recipe.
-
-    Keys only one side has (added to the recipe format since) are not compared.
-    """
-    saved_file = run_dir / "recipe.json"
-    if not saved_file.exists():
-        return
-    saved = json.loads(saved_file.read_text())
-    current = json.loads(json.dumps(recipe.to_dict(), default=str))
-    diffs = _recipe_differences(saved, current)
-    if diffs:
-        raise ConfigError(
-            f"{run_dir} holds a run of a different recipe ({'; '.join(diffs)}): "
-            "give another run folder (--out) or delete this one"
-        )
-
-
 def fit(
     recipe: Recipe,
     run_dir: str | Path,

@@ -18,12 +18,13 @@ from typer.testing import CliRunner
 
 from attnfer.errors import ConfigError
 from attnfer.pretrained import load_pretrained
-from attnfer.train.commands import compare
+from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
 from attnfer.train.run import fit, history, make_task
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FER = DATASETS / "fer2013"
+CKPLUS = DATASETS / "ckplus48"
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,37 @@ def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     assert isinstance(longer.exception, ConfigError)  # not the 1-epoch runs passed off as 3
     assert "runs/row_a holds a run of a different recipe" in str(longer.exception)
     assert "trainer.epochs: 1 -> 3" in str(longer.exception)
+
+
+def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(tmp_path, monkeypatch):
+    if not CKPLUS.is_dir():
+        pytest.skip("../shared/datasets/ckplus48 is absent")
+    subset = tmp_path / "ck"
+    for label_dir in sorted(CKPLUS.iterdir()):
+        (subset / label_dir.name).mkdir(parents=True)
+        for src in sorted(label_dir.glob("*.png"))[:24]:
+            shutil.copy(src, subset / label_dir.name / src.name)
+    config = write_recipe(
+        tmp_path / "ck.yaml", subset, model="small_cnn", name="ck_cv",
+        data=f"{{source: '{subset}', split: subject}}",
+        trainer="{epochs: 1, batch_size: 32, precision: 32-true}",
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    app.command()(cv)
+    args = ["--config", str(config), "--folds", "2"]
+    first = CliRunner().invoke(app, args, terminal_width=200)
+    assert first.exit_code == 0, first.output
+    summary = json.loads((tmp_path / "runs" / "ck_cv" / "cv.json").read_text())
+    reports = [tmp_path / "runs" / "ck_cv" / f"fold_{k:02d}" / "eval_test.json" for k in (0, 1)]
+    assert summary["accuracies"] == [json.loads(r.read_text())["accuracy"] for r in reports]
+    stamps = [r.stat().st_mtime_ns for r in reports]
+    again = CliRunner().invoke(app, args, terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished folds are reused
+    longer = CliRunner().invoke(app, [*args, "--set", "trainer.epochs=2"], terminal_width=200)
+    assert isinstance(longer.exception, ConfigError)
+    assert "trainer.epochs: 1 -> 2" in str(longer.exception)
 
 
 def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):

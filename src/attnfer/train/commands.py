@@ -52,7 +52,7 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
     if not saved_file.exists():
         return
     saved = json.loads(saved_file.read_text())
-    current = json.loads(json.dumps(recipe.to_dict(), default=str))
+    current = json.loads(recipe.to_json())
     diffs = _recipe_differences(saved, current)
     if diffs:
         raise ConfigError(

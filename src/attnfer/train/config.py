@@ -8,6 +8,7 @@ bad values raise ConfigError naming the recipe file and the key.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,10 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The recipe as a run folder's ``recipe.json`` holds it."""
+        return json.dumps(self.to_dict(), indent=2, default=str)
 
 
 _SECTIONS = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +112,7 @@ def fit(
     start = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.json").write_text(json.dumps(recipe.to_dict(), indent=2, default=str))
+    (run_dir / "recipe.json").write_text(recipe.to_json())
     data = data if data is not None else prepare_data(recipe)
     cfg = recipe.data
     train = data.split(cfg.train_split)

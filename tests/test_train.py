@@ -16,10 +16,12 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from attnfer.data.readers import load_dataset
 from attnfer.errors import ConfigError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
+from attnfer.train.evaluate import evaluate_model
 from attnfer.train.run import fit, history, make_task
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -75,6 +77,10 @@ def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path):
     report = json.loads((result.run_dir / "eval_test.json").read_text())
     assert report["samples"] == 140 and 0 <= report["accuracy"] <= 1
     loaded = load_pretrained(result.model_path)
+    flip = json.loads((result.run_dir / "eval_test_flip.json").read_text())  # trainer.tta: flip
+    expected = evaluate_model(loaded.model, loaded.preprocess, loaded.label_names,
+                              load_dataset(fer_subset).split("test"), tta="flip")  # fmt: skip
+    assert flip["tta"] == "flip" and flip["accuracy"] == pytest.approx(expected["accuracy"])
     assert loaded.arch == "deep_emotion" and len(loaded.label_names) == 7
     assert loaded.info["best_val_acc"] == pytest.approx(result.best_val_acc)
 
@@ -200,12 +206,18 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(tmp_path, mo
     first = CliRunner().invoke(app, args, terminal_width=200)
     assert first.exit_code == 0, first.output
     summary = json.loads((tmp_path / "runs" / "ck_cv" / "cv.json").read_text())
-    reports = [tmp_path / "runs" / "ck_cv" / f"fold_{k:02d}" / "eval_test.json" for k in (0, 1)]
+    folds = [tmp_path / "runs" / "ck_cv" / f"fold_{k:02d}" for k in (0, 1)]
+    reports = [fold / "eval_test.json" for fold in folds]
     assert summary["accuracies"] == [json.loads(r.read_text())["accuracy"] for r in reports]
+    flips = [json.loads((fold / "eval_test_flip.json").read_text())["accuracy"] for fold in folds]
+    assert summary["tta"] == "flip" and summary["tta_accuracies"] == flips
+    (folds[1] / "eval_test_flip.json").unlink()  # as a fold trained before runs wrote one
     stamps = [r.stat().st_mtime_ns for r in reports]
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0, again.output
     assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished folds are reused
+    summary = json.loads((tmp_path / "runs" / "ck_cv" / "cv.json").read_text())
+    assert summary["tta_accuracies"] == pytest.approx(flips)  # evaluated again from the model
     longer = CliRunner().invoke(app, [*args, "--set", "trainer.epochs=2"], terminal_width=200)
     assert isinstance(longer.exception, ConfigError)
     assert "trainer.epochs: 1 -> 2" in str(longer.exception)

@@ -135,18 +135,42 @@ def cv(
         recipe, data=dataclasses.replace(recipe.data, val_split=None, test_split="test")
     )
     run_dir = _run_dir(recipe, out)
-    accs = []
+    tta = recipe.trainer.tta
+    plain, with_tta = [], []
     for k, fold_data in enumerate(prepare_cv_folds(recipe, folds)):
-        report = _finished_or_fit(recipe, run_dir / f"fold_{k:02d}", fold_data)
-        accs.append(report["accuracy"])
-        console.print(f"fold {k + 1}/{folds}: {100 * accs[-1]:.2f}%")
-    summary = {"folds": folds, "accuracies": accs, "mean": float(np.mean(accs)),
-               "std": float(np.std(accs))}  # fmt: skip
+        fold_dir = run_dir / f"fold_{k:02d}"
+        plain.append(_finished_or_fit(recipe, fold_dir, fold_data)["accuracy"])
+        line = f"fold {k + 1}/{folds}: {100 * plain[-1]:.2f}%"
+        if tta != "none":
+            with_tta.append(_tta_report(fold_dir, fold_data.split("test"), tta)["accuracy"])
+            line += f" ({tta} TTA {100 * with_tta[-1]:.2f}%)"
+        console.print(line)
+    summary = {"folds": folds, "accuracies": plain, "mean": float(np.mean(plain)),
+               "std": float(np.std(plain))}  # fmt: skip
+    line = f"{recipe.name}: {folds}-fold accuracy {_mean_std(plain)}"
+    if with_tta:
+        summary.update(tta=tta, tta_accuracies=with_tta, tta_mean=float(np.mean(with_tta)),
+                       tta_std=float(np.std(with_tta)))  # fmt: skip
+        line += f"; {tta} TTA {_mean_std(with_tta)}"
     (run_dir / "cv.json").write_text(json.dumps(summary, indent=2))
-    console.print(
-        f"{recipe.name}: {folds}-fold accuracy {100 * summary['mean']:.2f} "
-        f"± {100 * summary['std']:.2f}%"
-    )
+    console.print(line)
+
+
+def _mean_std(accuracies: list[float]) -> str:
+    return f"{100 * np.mean(accuracies):.2f} ± {100 * np.std(accuracies):.2f}%"
+
+
+def _tta_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
+    """A finished fold's test report with ``tta``; evaluated from its model.safetensors (and
+    written) when the fold was trained before runs wrote one."""
+    from ..pretrained import load_pretrained
+    from .evaluate import evaluate_model, report_stem, write_report
+
+    stem = report_stem(fold_dir, "test", tta)
+    if not stem.with_suffix(".json").exists():
+        pre = load_pretrained(fold_dir / "model.safetensors")
+        write_report(evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta), stem)
+    return json.loads(stem.with_suffix(".json").read_text())
 
 
 def compare(

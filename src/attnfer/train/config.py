@@ -93,6 +93,7 @@ class TrainerConfig:
     early_stopping_patience: int | None = None
     channels_last: bool = True
     compile: bool = False
+    # besides the plain test report, a run writes one with this test-time augmentation
     tta: str = "flip"
     # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
     ema_decay: float = 0.0

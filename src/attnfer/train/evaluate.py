@@ -61,6 +61,11 @@ def evaluate_model(
     return report
 
 
+def report_stem(run_dir: Path, split: str, tta: str = "none") -> Path:
+    """Where a run keeps its report on ``split``: ``eval_test``, or ``eval_test_flip`` with TTA."""
+    return run_dir / (f"eval_{split}" if tta == "none" else f"eval_{split}_{tta}")
+
+
 def write_report(report: dict, stem: str | Path) -> list[Path]:
     """``stem``.json, .md and .png (row-normalised confusion matrix)."""
     stem = Path(stem)

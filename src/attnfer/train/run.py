@@ -29,7 +29,7 @@ from ..pretrained import resolve, save_pretrained
 from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
 from .config import Recipe
 from .datamodule import FaceDataModule
-from .evaluate import evaluate_model, write_report
+from .evaluate import evaluate_model, report_stem, write_report
 from .losses import class_weights
 from .plots import plot_curves
 from .task import FERTask
@@ -132,8 +132,10 @@ def fit(
     report = None
     if cfg.test_split and cfg.test_split in data.splits:
         test = data.split(cfg.test_split)
-        report = evaluate_model(model, recipe.preprocess, data.label_names, test)
-        write_report(report, run_dir / f"eval_{cfg.test_split}")
+        for tta in dict.fromkeys(("none", recipe.trainer.tta)):
+            tta_report = evaluate_model(model, recipe.preprocess, data.label_names, test, tta)
+            write_report(tta_report, report_stem(run_dir, cfg.test_split, tta))
+            report = report or tta_report
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
 
 

@@ -10,17 +10,23 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
 import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from attnfer.data.dataset import FaceDataset
+from attnfer.data.labels import CANONICAL
 from attnfer.data.readers import load_dataset
+from attnfer.data.transforms import Augment, Preprocess
 from attnfer.errors import ConfigError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
+from attnfer.train.datamodule import FaceDataModule
 from attnfer.train.evaluate import evaluate_model
 from attnfer.train.run import fit, history, make_task
 
@@ -268,3 +274,34 @@ def test_resumed_ema_run_keeps_its_average(fer_subset, tmp_path):
     key = next(k for k in before if k.startswith("ema.") and k.endswith("weight"))
     torch.testing.assert_close(after[key], before[key], atol=1e-4, rtol=0)
     assert not torch.allclose(before[key], before[key.replace("ema.", "model.", 1)], atol=1e-3)
+
+
+def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
+    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
+    augment = Augment(flip=0, shift=0.2, rotation=30.0, zoom=0, brightness=0, contrast=0,
+                      erasing=0, final_scale=0.0)  # fmt: skip
+    dm = FaceDataModule(data, None, Preprocess(), augment, batch_size=8, channels_last=False)
+    seen = []
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            seen.append(batch[0].clone())
+            return (self.w - batch[0].mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(Probe(), datamodule=dm)
+    clean = Preprocess()(torch.from_numpy(data.images))
+    assert len(seen) == 3
+    assert (seen[0] - clean).abs().mean() > 0.05  # full strength in the first epoch
+    assert (seen[2] - clean).abs().mean() < (seen[0] - clean).abs().mean()
+    assert torch.allclose(seen[2], clean, atol=1e-4)  # none left in the last

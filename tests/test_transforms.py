@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from attnfer.data.transforms import Augment, Preprocess, tta_views
@@ -33,6 +34,21 @@ def test_augment_without_randomness_is_identity():
     x = Preprocess()(torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8))
     still = Augment(flip=0, shift=0, rotation=0, zoom=0, brightness=0, contrast=0, erasing=0)
     assert torch.allclose(still(x), x, atol=1e-4)
+
+
+def test_augment_strength_anneals_to_its_final_scale():
+    aug = Augment(shift=0.1, rotation=10.0, zoom=0.1, brightness=0.2, contrast=0.2, erasing=0.25,
+                  final_scale=0.5)  # fmt: skip
+    assert aug.at(0.0) == aug
+    half = aug.at(1.0)
+    assert (half.flip, half.shift, half.rotation, half.erasing) == (0.5, 0.05, 5.0, 0.125)
+    assert aug.at(0.5).rotation == pytest.approx(7.5)
+    assert Augment(final_scale=1.0).at(1.0) == Augment()
+    gone = Augment(flip=0, final_scale=0.0).at(1.0)  # no augmentation left but the flip
+    x = Preprocess()(torch.randint(0, 256, (4, 48, 48), dtype=torch.uint8))
+    assert torch.allclose(gone(x), x, atol=1e-4)
+    with pytest.raises(ValueError, match="final_scale"):
+        Augment(final_scale=1.5)
 
 
 def test_augment_flip_only_mirrors():

@@ -54,7 +54,8 @@ class FaceDataModule(L.LightningDataModule):
         images, labels = batch
         x = self.preprocess(images)
         if self.trainer is not None and self.trainer.training and self.augment is not None:
-            x = self.augment(x)
+            progress = self.trainer.current_epoch / max(1, self.trainer.max_epochs - 1)
+            x = self.augment.at(progress)(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, labels

@@ -18,6 +18,7 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from attnfer.data.commands import distill
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.labels import CANONICAL
 from attnfer.data.readers import load_dataset
@@ -27,7 +28,7 @@ from attnfer.pretrained import load_pretrained
 from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule
-from attnfer.train.evaluate import evaluate_model
+from attnfer.train.evaluate import evaluate_model, predict_proba
 from attnfer.train.run import fit, history, make_task
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -305,3 +306,32 @@ def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
     assert (seen[0] - clean).abs().mean() > 0.05  # full strength in the first epoch
     assert (seen[2] - clean).abs().mean() < (seen[0] - clean).abs().mean()
     assert torch.allclose(seen[2], clean, atol=1e-4)  # none left in the last
+
+
+def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset, tmp_path):
+    packed = tmp_path / "kd.safetensors"
+    app = typer.Typer()
+    app.command()(distill)
+    args = [str(fer_subset), "--teacher", "default", "--out", str(packed), "--tta", "none"]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    data = load_dataset(packed)
+    assert data.soft_labels.shape == (len(data), 7)
+    teacher = load_pretrained("default")
+    expected = predict_proba(teacher.model, teacher.preprocess, data.images[:16], temperature=2.0)
+    assert np.allclose(data.soft_labels[:16], expected, atol=1e-5)
+    assert np.allclose(data.soft_labels.sum(1), 1.0, atol=1e-4)
+    assert (data.soft_labels.argmax(1) == data.labels).mean() > 0.6  # the teacher knows faces
+
+    recipe = load_recipe(write_recipe(tmp_path / "kd.yaml", packed), ["trainer.epochs=1",
+                         "loss.soft_labels=0.5", "loss.label_smoothing=0"])  # fmt: skip
+    task = make_task(recipe, 7, None)
+    dm = FaceDataModule(data.split("train"), None, Preprocess(), None, 8, soft_labels=True)
+    _, y, soft = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    target = task._target(y, [soft])
+    assert torch.allclose(target, 0.5 * torch.nn.functional.one_hot(y, 7) + 0.5 * soft)
+    assert fit(recipe, tmp_path / "run", progress=False).test_report["samples"] == 140
+
+    no_soft = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["loss.soft_labels=0.5"])
+    with pytest.raises(ConfigError, match="soft_labels needs soft labels"):
+        fit(no_soft, tmp_path / "run2", progress=False)

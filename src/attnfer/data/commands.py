@@ -1,4 +1,5 @@
-"""``attnfer data info|pack``: look at a data set, and pack it into one fast-loading file."""
+"""``attnfer data info|pack|distill``: look at a data set, pack it into one fast-loading file,
+or pack it with a teacher model's probabilities as soft labels (knowledge distillation)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -132,6 +134,51 @@ def pack(
         f"packed {len(data):,} images ({height}x{width}, {data.channels} channel"
         f"{'s' if data.channels > 1 else ''}) in {seconds:.1f} s -> {out} "
         f"({out.stat().st_size / 1e6:.1f} MB); it loads in {load_seconds:.2f} s",
+        highlight=False,
+    )
+    if bad.entries or bad.dropped:
+        console.print(f"bad samples: {bad.summary()}", highlight=False)
+
+
+@data_app.command()
+def distill(
+    src: SrcArg,
+    teacher: Annotated[str, typer.Option(help="model.safetensors, run folder or 'default'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
+    temperature: Annotated[float, typer.Option(help="Softmax temperature (> 1: softer).")] = 2.0,
+    tta: Annotated[str, typer.Option(help="Teacher's test-time views: none, flip.")] = "flip",
+    format: FormatOpt = None,
+    max_bad_samples: MaxBadOpt = 100,
+) -> None:
+    """Pack SRC with TEACHER's class probabilities as soft labels, to train a student on them
+    (recipe: data.source FILE, loss.soft_labels 0.5)."""
+    from ..errors import ConfigError
+    from ..pretrained import load_pretrained
+    from ..train.evaluate import predict_proba
+
+    if temperature <= 0 or tta not in ("none", "flip"):
+        raise ConfigError(f"need --temperature > 0 and --tta none or flip: {temperature}, {tta}")
+    data, bad, _ = _load(src, format, None, None, max_bad_samples)
+    pre = load_pretrained(teacher)
+    if pre.label_names != data.label_names:
+        raise ConfigError(
+            f"teacher {teacher} predicts {', '.join(pre.label_names)}; "
+            f"{src} has {', '.join(data.label_names)}"
+        )
+    chunk, parts = 2048, []
+    columns = (TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("teacher", total=len(data))
+        for start in range(0, len(data), chunk):
+            images = data.images[start : start + chunk]
+            parts.append(predict_proba(pre.model, pre.preprocess, images, tta, 256, temperature))
+            bar.advance(task, len(images))
+    data.soft_labels = np.concatenate(parts)
+    data.save(out)
+    agree = float((data.soft_labels.argmax(1) == data.labels).mean())
+    console.print(
+        f"{out}: {len(data):,} images with {teacher}'s probabilities (T={temperature}, tta={tta}); "
+        f"its top class matches the label on {100 * agree:.1f}%",
         highlight=False,
     )
     if bad.entries or bad.dropped:

@@ -52,6 +52,13 @@ class LossConfig:
     center_lr: float = 0.5
     # L2 norm of the last two FC layers' weights (paper 001)
     weight_norm_lambda: float = 0.0
+    # weight w of the data's soft labels (FER+ votes, or a teacher's probabilities written by
+    # `attnfer data distill`) in the target: (1 - w) * one-hot label + w * soft label
+    soft_labels: float = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.soft_labels, (int, float)) and not 0.0 <= self.soft_labels <= 1.0:
+            raise ValueError(f"soft_labels must be in [0, 1], got {self.soft_labels}")
 
 
 @dataclass

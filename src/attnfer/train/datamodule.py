@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -23,22 +24,28 @@ class FaceDataModule(L.LightningDataModule):
         batch_size: int = 128,
         channels_last: bool = True,
         seed: int = 0,
+        soft_labels: bool = False,
     ):
         super().__init__()
         self.train_set, self.val_set = train, val
+        self.soft_labels = soft_labels
         self.preprocess, self.augment = preprocess, augment
         self.batch_size = batch_size
         self.channels_last = channels_last
         self.seed = seed
 
     @staticmethod
-    def _tensors(data: FaceDataset) -> TensorDataset:
-        return TensorDataset(torch.from_numpy(data.images), torch.from_numpy(data.labels))
+    def _tensors(data: FaceDataset, soft_labels: bool = False) -> TensorDataset:
+        tensors = [torch.from_numpy(data.images), torch.from_numpy(data.labels)]
+        if soft_labels:
+            tensors.append(torch.from_numpy(np.asarray(data.soft_labels, dtype=np.float32)))
+        return TensorDataset(*tensors)
 
     def train_dataloader(self) -> DataLoader:
+        """Batches of (uint8 faces, labels), with the soft labels third when training on them."""
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            self._tensors(self.train_set),
+            self._tensors(self.train_set, self.soft_labels),
             batch_size=self.batch_size,
             shuffle=True,
             drop_last=len(self.train_set) > self.batch_size,
@@ -51,11 +58,11 @@ class FaceDataModule(L.LightningDataModule):
         return DataLoader(self._tensors(self.val_set), batch_size=max(self.batch_size, 256))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        images, labels = batch
+        images, labels, *soft = batch
         x = self.preprocess(images)
         if self.trainer is not None and self.trainer.training and self.augment is not None:
             progress = self.trainer.current_epoch / max(1, self.trainer.max_epochs - 1)
             x = self.augment.at(progress)(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, labels
+        return x, labels, *soft

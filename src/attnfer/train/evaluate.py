@@ -21,14 +21,17 @@ def predict_proba(
     images: np.ndarray,
     tta: str = "none",
     batch_size: int = 256,
+    temperature: float = 1.0,
 ) -> np.ndarray:
-    """Class probabilities for uint8 faces, averaged over the test-time views."""
+    """Class probabilities for uint8 faces, averaged over the test-time views; a
+    ``temperature`` above 1 softens them (softmax of logits / temperature)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         x = preprocess(torch.from_numpy(images[start : start + batch_size]))
         views = tta_views(x, tta)
-        out.append(torch.stack([model(v).float().softmax(1) for v in views]).mean(0))
+        probs = [model(v).float().div(temperature).softmax(1) for v in views]
+        out.append(torch.stack(probs).mean(0))
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 

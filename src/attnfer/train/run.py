@@ -121,9 +121,12 @@ def fit(
 
     weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
     task = make_task(recipe, data.num_classes, weights)
+    soft = recipe.loss.soft_labels > 0
+    if soft:
+        _check_soft_labels(recipe, train, data.num_classes)
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
-        recipe.trainer.channels_last, recipe.trainer.seed,
+        recipe.trainer.channels_last, recipe.trainer.seed, soft_labels=soft,
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
@@ -137,6 +140,20 @@ def fit(
             write_report(tta_report, report_stem(run_dir, cfg.test_split, tta))
             report = report or tta_report
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+def _check_soft_labels(recipe: Recipe, train: FaceDataset, num_classes: int) -> None:
+    source = recipe.data.source
+    if train.soft_labels is None:
+        raise ConfigError(
+            f"{recipe.path}: loss.soft_labels needs soft labels, and {source} has none "
+            "(FER+ has its votes; `attnfer data distill` writes a teacher's)"
+        )
+    if train.soft_labels.shape[1] != num_classes:
+        raise ConfigError(
+            f"{recipe.path}: {source} has soft labels over {train.soft_labels.shape[1]} classes, "
+            f"its labels {num_classes}"
+        )
 
 
 def save_run(

@@ -78,23 +78,33 @@ class FERTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _classification_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _classification_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against class indices or per-class probabilities."""
         return F.cross_entropy(
             logits.float(),
-            y,
+            target,
             weight=self.class_weights,
             label_smoothing=self.recipe.loss.label_smoothing,
         )
 
+    def _target(self, y: torch.Tensor, soft: list[torch.Tensor]) -> torch.Tensor:
+        """Class indices, or ``(1 - w) * one-hot + w * soft label`` when the batch has them."""
+        if not soft:
+            return y
+        w = self.recipe.loss.soft_labels
+        probs = soft[0].float() / soft[0].float().sum(1, keepdim=True).clamp_min(1e-12)
+        return (1 - w) * F.one_hot(y, probs.shape[1]).float() + w * probs
+
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y, *soft = batch
+        target = self._target(y, soft)
         if self.feature_loss is None:
             logits = self.model(x)
-            loss = self._classification_loss(logits, y)
+            loss = self._classification_loss(logits, target)
         else:
             features = self.model.forward_features(x)
             logits = self.model.classifier(features)
-            loss = self._classification_loss(logits, y)
+            loss = self._classification_loss(logits, target)
             loss = loss + self.recipe.loss.feature_lambda * self.feature_loss(features.float(), y)
         if self.weight_norm is not None:
             loss = loss + self.weight_norm()

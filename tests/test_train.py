@@ -335,3 +335,13 @@ def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset
     no_soft = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["loss.soft_labels=0.5"])
     with pytest.raises(ConfigError, match="soft_labels needs soft labels"):
         fit(no_soft, tmp_path / "run2", progress=False)
+
+
+def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tmp_path), ["loss.label_smoothing=0.1"])
+    weights = torch.tensor([1.0, 9.0, 1.5, 0.5, 1.0, 1.2, 0.8])
+    task = make_task(recipe, 7, weights)
+    logits, y = torch.randn(16, 7), torch.randint(0, 7, (16,))
+    expected = torch.nn.functional.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
+    assert torch.allclose(task.classification_loss(logits, y), expected)
+    assert "classification_loss.weight" not in task.state_dict()  # from the data, not saved

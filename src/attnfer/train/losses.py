@@ -50,7 +50,8 @@ class CrossEntropy(nn.Module):
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.register_buffer("weight", None if weight is None else torch.as_tensor(weight).float())
+        weight = None if weight is None else torch.as_tensor(weight).float()
+        self.register_buffer("weight", weight, persistent=False)  # from the data, not learnt
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from ..models import create_model
 from .config import Recipe
-from .losses import CenterLoss, IslandLoss, WeightNormPenalty
+from .losses import CenterLoss, CrossEntropy, IslandLoss, WeightNormPenalty
 
 
 class FERTask(L.LightningModule):
@@ -35,7 +35,7 @@ class FERTask(L.LightningModule):
             input_size=(recipe.preprocess.size, recipe.preprocess.size),
             **recipe.model.kwargs,
         )
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.classification_loss = CrossEntropy(class_weights, cfg.label_smoothing)
         self.feature_loss: nn.Module | None = None
         if cfg.feature_loss == "center":
             self.feature_loss = CenterLoss(num_classes, self.model.num_features)
@@ -78,15 +78,6 @@ class FERTask(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
-    def _classification_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against class indices or per-class probabilities."""
-        return F.cross_entropy(
-            logits.float(),
-            target,
-            weight=self.class_weights,
-            label_smoothing=self.recipe.loss.label_smoothing,
-        )
-
     def _target(self, y: torch.Tensor, soft: list[torch.Tensor]) -> torch.Tensor:
         """Class indices, or ``(1 - w) * one-hot + w * soft label`` when the batch has them."""
         if not soft:
@@ -100,11 +91,11 @@ class FERTask(L.LightningModule):
         target = self._target(y, soft)
         if self.feature_loss is None:
             logits = self.model(x)
-            loss = self._classification_loss(logits, target)
+            loss = self.classification_loss(logits.float(), target)
         else:
             features = self.model.forward_features(x)
             logits = self.model.classifier(features)
-            loss = self._classification_loss(logits, target)
+            loss = self.classification_loss(logits.float(), target)
             loss = loss + self.recipe.loss.feature_lambda * self.feature_loss(features.float(), y)
         if self.weight_norm is not None:
             loss = loss + self.weight_norm()

@@ -193,22 +193,35 @@ def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     assert "trainer.epochs: 1 -> 3" in str(longer.exception)
 
 
-def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def ck_subset(tmp_path_factory) -> Path:
+    """Real CK+ faces, the first 24 of each class."""
     if not CKPLUS.is_dir():
         pytest.skip("../shared/datasets/ckplus48 is absent")
-    subset = tmp_path / "ck"
+    subset = tmp_path_factory.mktemp("ck")
     for label_dir in sorted(CKPLUS.iterdir()):
         (subset / label_dir.name).mkdir(parents=True)
         for src in sorted(label_dir.glob("*.png"))[:24]:
             shutil.copy(src, subset / label_dir.name / src.name)
+    return subset
+
+
+def cv_app_and_recipe(tmp_path: Path, subset: Path, epochs: int = 1) -> tuple[typer.Typer, Path]:
     config = write_recipe(
         tmp_path / "ck.yaml", subset, model="small_cnn", name="ck_cv",
         data=f"{{source: '{subset}', split: subject}}",
-        trainer="{epochs: 1, batch_size: 32, precision: 32-true}",
+        trainer=f"{{epochs: {epochs}, batch_size: 32, precision: 32-true}}",
     )  # fmt: skip
-    monkeypatch.chdir(tmp_path)
     app = typer.Typer()
     app.command()(cv)
+    return app, config
+
+
+def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
+    ck_subset, tmp_path, monkeypatch
+):
+    app, config = cv_app_and_recipe(tmp_path, ck_subset)
+    monkeypatch.chdir(tmp_path)
     args = ["--config", str(config), "--folds", "2"]
     first = CliRunner().invoke(app, args, terminal_width=200)
     assert first.exit_code == 0, first.output
@@ -228,6 +241,28 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(tmp_path, mo
     longer = CliRunner().invoke(app, [*args, "--set", "trainer.epochs=2"], terminal_width=200)
     assert isinstance(longer.exception, ConfigError)
     assert "trainer.epochs: 1 -> 2" in str(longer.exception)
+
+
+def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
+    ck_subset, tmp_path, monkeypatch
+):
+    app, config = cv_app_and_recipe(tmp_path, ck_subset, epochs=3)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["--config", str(config), "--folds", "3", "--inner-val"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "ck_cv"
+    assert json.loads((run / "cv.json").read_text())["inner_val"] is True
+    sizes = []
+    for k in range(3):
+        fold = run / f"fold_{k:02d}"
+        assert json.loads((fold / "recipe.json").read_text())["data"]["val_split"] == "val"
+        best = load_pretrained(fold / "model.safetensors").info["best_val_acc"]
+        val_accs = [float(r["val_acc"]) for r in history(fold) if r.get("val_acc")]
+        assert len(val_accs) == 3 and best == pytest.approx(max(val_accs))
+        sizes.append(json.loads((fold / "eval_test.json").read_text())["samples"])
+    assert sum(sizes) == len(load_dataset(ck_subset))  # every face tested once
+    plain = CliRunner().invoke(app, ["--config", str(config), "--folds", "3"])
+    assert "data.val_split: 'val' -> None" in str(plain.exception)  # not mixed with plain folds
 
 
 def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):

@@ -124,20 +124,27 @@ def evaluate(
 def cv(
     config: ConfigOpt,
     folds: Annotated[int, typer.Option(help="Number of subject-independent folds.")] = 10,
+    inner_val: Annotated[
+        bool, typer.Option(help="Keep the best epoch on the next fold (held out of training).")
+    ] = False,
     overrides: SetOpt = None,
     out: OutOpt = None,
 ) -> None:
-    """Subject-independent k-fold cross-validation (CK+, JAFFE): mean and std of accuracy."""
+    """Subject-independent k-fold cross-validation (CK+, JAFFE): mean and std of accuracy.
+
+    Each fold is the test set once; the model is the last epoch's, or with ``--inner-val`` the
+    epoch best on the following fold, which then does not train."""
     from .run import prepare_cv_folds
 
     recipe = load_recipe(config, overrides)
+    val_split = "val" if inner_val else None
     recipe = dataclasses.replace(
-        recipe, data=dataclasses.replace(recipe.data, val_split=None, test_split="test")
+        recipe, data=dataclasses.replace(recipe.data, val_split=val_split, test_split="test")
     )
     run_dir = _run_dir(recipe, out)
     tta = recipe.trainer.tta
     plain, with_tta = [], []
-    for k, fold_data in enumerate(prepare_cv_folds(recipe, folds)):
+    for k, fold_data in enumerate(prepare_cv_folds(recipe, folds, inner_val)):
         fold_dir = run_dir / f"fold_{k:02d}"
         plain.append(_finished_or_fit(recipe, fold_dir, fold_data)["accuracy"])
         line = f"fold {k + 1}/{folds}: {100 * plain[-1]:.2f}%"
@@ -145,8 +152,8 @@ def cv(
             with_tta.append(_tta_report(fold_dir, fold_data.split("test"), tta)["accuracy"])
             line += f" ({tta} TTA {100 * with_tta[-1]:.2f}%)"
         console.print(line)
-    summary = {"folds": folds, "accuracies": plain, "mean": float(np.mean(plain)),
-               "std": float(np.std(plain))}  # fmt: skip
+    summary = {"folds": folds, "inner_val": inner_val, "accuracies": plain,
+               "mean": float(np.mean(plain)), "std": float(np.std(plain))}  # fmt: skip
     line = f"{recipe.name}: {folds}-fold accuracy {_mean_std(plain)}"
     if with_tta:
         summary.update(tta=tta, tta_accuracies=with_tta, tta_mean=float(np.mean(with_tta)),

@@ -89,8 +89,9 @@ def subject_fraction_splits(data: FaceDataset, fractions, seed: int) -> dict:
     }
 
 
-def prepare_cv_folds(recipe: Recipe, k: int):
-    """The recipe's data once per subject-independent fold: fold ``i`` as ``test``."""
+def prepare_cv_folds(recipe: Recipe, k: int, inner_val: bool = False):
+    """The recipe's data once per subject-independent fold: fold ``i`` as ``test`` and, with
+    ``inner_val``, fold ``i + 1`` as ``val`` (to choose the epoch), the rest as ``train``."""
     data = load_dataset(
         recipe.data.source, format=recipe.data.format, max_bad_samples=recipe.data.max_bad_samples
     )
@@ -98,7 +99,7 @@ def prepare_cv_folds(recipe: Recipe, k: int):
         raise ConfigError(f"{recipe.path}: {recipe.data.source} has no subject ids for k-fold")
     folds = subject_folds(data.subjects, k, recipe.trainer.seed)
     for i in range(k):
-        yield with_splits(data, fold_splits(folds, i))
+        yield with_splits(data, fold_splits(folds, i, (i + 1) % k if inner_val else None))
 
 
 def fit(

@@ -120,11 +120,11 @@ def fit(
     val = data.split(cfg.val_split) if cfg.val_split and cfg.val_split in data.splits else None
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
 
-    weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
-    task = make_task(recipe, data.num_classes, weights)
     soft = recipe.loss.soft_labels > 0
     if soft:
         _check_soft_labels(recipe, train, data.num_classes)
+    weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
+    task = make_task(recipe, data.num_classes, weights)
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
         recipe.trainer.channels_last, recipe.trainer.seed, soft_labels=soft,
@@ -136,10 +136,11 @@ def fit(
     report = None
     if cfg.test_split and cfg.test_split in data.splits:
         test = data.split(cfg.test_split)
-        for tta in dict.fromkeys(("none", recipe.trainer.tta)):
+        report = evaluate_model(model, recipe.preprocess, data.label_names, test)
+        write_report(report, report_stem(run_dir, cfg.test_split))
+        if (tta := recipe.trainer.tta) != "none":
             tta_report = evaluate_model(model, recipe.preprocess, data.label_names, test, tta)
             write_report(tta_report, report_stem(run_dir, cfg.test_split, tta))
-            report = report or tta_report
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
 
 

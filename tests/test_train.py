@@ -242,6 +242,15 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     assert isinstance(longer.exception, ConfigError)
     assert "trainer.epochs: 1 -> 2" in str(longer.exception)
 
+    for fold in folds:  # as runs made before augment.final_scale existed
+        saved = json.loads((fold / "recipe.json").read_text())
+        del saved["augment"]["final_scale"]
+        (fold / "recipe.json").write_text(json.dumps(saved))
+    assert CliRunner().invoke(app, args).exit_code == 0  # they had its default: reused
+    assert [r.stat().st_mtime_ns for r in reports] == stamps
+    annealed = CliRunner().invoke(app, [*args, "--set", "augment.final_scale=0.5"])
+    assert "augment.final_scale: 1.0 (before the key existed) -> 0.5" in str(annealed.exception)
+
 
 def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
     ck_subset, tmp_path, monkeypatch

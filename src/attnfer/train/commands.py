@@ -16,7 +16,7 @@ from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..errors import ConfigError
 from ..models import model_info
-from .config import Recipe, load_recipe
+from .config import DataConfig, ModelConfig, Recipe, load_recipe
 
 console = Console()
 
@@ -31,29 +31,33 @@ def _run_dir(recipe: Recipe, out: Path | None) -> Path:
     return out or Path("runs") / recipe.name
 
 
-def _recipe_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """``key: saved -> current`` for every key both recipes set to different values."""
+def _recipe_differences(saved: dict, current: dict, defaults: dict, prefix: str = "") -> list[str]:
+    """``key: saved -> current`` for every setting that differs. A key the saved recipe lacks
+    (added to the format since that run) counts with its default, which the run had."""
     diffs = []
-    for key in saved.keys() & current.keys():
-        old, new = saved[key], current[key]
+    for key, new in current.items():
+        default = defaults.get(key) if isinstance(defaults, dict) else None
+        if key not in saved:
+            if new != default:
+                diffs.append(f"{prefix}{key}: {default!r} (before the key existed) -> {new!r}")
+            continue
+        old = saved[key]
         if isinstance(old, dict) and isinstance(new, dict):
-            diffs += _recipe_differences(old, new, f"{prefix}{key}.")
+            diffs += _recipe_differences(old, new, default or {}, f"{prefix}{key}.")
         elif old != new:
             diffs.append(f"{prefix}{key}: {old!r} -> {new!r}")
     return sorted(diffs)
 
 
 def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
-    """Refuse to reuse ``run_dir`` when its ``recipe.json`` is of a different recipe.
-
-    Keys only one side has (added to the recipe format since) are not compared.
-    """
+    """Refuse to reuse ``run_dir`` when its ``recipe.json`` is of a different recipe."""
     saved_file = run_dir / "recipe.json"
     if not saved_file.exists():
         return
     saved = json.loads(saved_file.read_text())
     current = json.loads(recipe.to_json())
-    diffs = _recipe_differences(saved, current)
+    defaults = json.loads(Recipe(recipe.name, DataConfig(), ModelConfig()).to_json())
+    diffs = _recipe_differences(saved, current, defaults)
     if diffs:
         raise ConfigError(
             f"{run_dir} holds a run of a different recipe ({'; '.join(diffs)}): "

@@ -389,3 +389,17 @@ def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):
     expected = torch.nn.functional.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
     assert torch.allclose(task.classification_loss(logits, y), expected)
     assert "classification_loss.weight" not in task.state_dict()  # from the data, not saved
+
+
+def test_last_checkpoint_is_written_every_epoch_even_when_val_does_not_improve(
+    fer_subset, tmp_path
+):
+    recipe = write_recipe(
+        tmp_path / "r.yaml", fer_subset, model="small_cnn",
+        trainer="{epochs: 3, batch_size: 64, precision: 32-true}",
+        optimizer="{name: sgd, lr: 0.0}",  # the weights never change: no epoch beats the first
+    )  # fmt: skip
+    fit(load_recipe(recipe), tmp_path / "run", progress=False)
+    epoch = lambda name: torch.load(tmp_path / "run" / name, weights_only=True)["epoch"]  # noqa: E731
+    assert epoch("best.ckpt") == 0
+    assert epoch("last.ckpt") == 2  # what --resume continues from

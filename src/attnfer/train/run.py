@@ -203,9 +203,14 @@ def run_trainer(
     Under DDP only the first process returns; the others exit once training is done."""
     checkpoint = ModelCheckpoint(
         dirpath=run_dir, filename="best", monitor="val_acc" if has_val else None, mode="max",
-        save_last=True, every_n_epochs=1, enable_version_counter=False,
+        every_n_epochs=1, enable_version_counter=False,
     )  # fmt: skip
-    callbacks: list[L.Callback] = [checkpoint, EpochSummary()]
+    # Its own callback, after the best one (so it holds the updated best score): Lightning's
+    # save_last writes last.ckpt only in epochs that improve the monitored value.
+    last_checkpoint = ModelCheckpoint(
+        dirpath=run_dir, filename="last", every_n_epochs=1, enable_version_counter=False
+    )
+    callbacks: list[L.Callback] = [checkpoint, last_checkpoint, EpochSummary()]
     if recipe.stages:
         callbacks.append(StagedUnfreeze(recipe.stages))
     if recipe.trainer.early_stopping_patience and has_val:

@@ -275,19 +275,39 @@ def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
 
 
 def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):
-    path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn")
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "sepconv_se")
     task = make_task(load_recipe(path, ["trainer.ema_decay=0.75"]), 7, None)
     task.on_fit_start()
     start = {k: v.clone() for k, v in task.model.state_dict().items()}
     with torch.no_grad():
         for p in task.model.parameters():
             p.add_(1.0)
-    task.on_train_batch_end(None, None, 0)
+    faces = load_dataset(fer_subset).split("train").images[:64]
+    task.on_train_batch_end(None, (Preprocess()(torch.from_numpy(faces)),), 0)
     average = task.ema.state_dict()
-    for key, value in task.model.state_dict().items():
-        if value.is_floating_point():
-            torch.testing.assert_close(average[key], 0.75 * start[key] + 0.25 * value)
+    for key, value in task.model.named_parameters():
+        torch.testing.assert_close(average[key], 0.75 * start[key] + 0.25 * value)
+    buffers = [key for key, _ in task.model.named_buffers()]
+    assert buffers and all(torch.equal(average[k], start[k]) for k in buffers)  # recomputed instead
     assert task.eval_model is task.ema
+
+
+def test_ema_batch_norm_statistics_are_recomputed_before_validation(fer_subset, tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "sepconv_se")  # has batch norm
+    task = make_task(load_recipe(path, ["trainer.ema_decay=0.9"]), 7, None)
+    task.on_fit_start()
+    faces = torch.from_numpy(load_dataset(fer_subset).split("train").images[:256])
+    batches = [Preprocess()(faces[i : i + 64]) for i in range(0, 256, 64)]
+    for x in batches:
+        task.on_train_batch_end(None, (x,), 0)
+    bn = next(m for m in task.ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    hook = bn.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    bn.running_mean.fill_(100.0)  # stale statistics
+    task.on_validation_epoch_start()
+    hook.remove()
+    expected = torch.cat(seen).mean(dim=(0, 2, 3))  # the mean of its inputs over the batches
+    torch.testing.assert_close(bn.running_mean, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_ema_run_saves_the_average_not_the_last_weights(fer_subset, tmp_path):

@@ -72,3 +72,7 @@ def test_tta_views():
     assert torch.equal(flips[1], x.flip(-1))
     ten = tta_views(x, "tencrop")
     assert len(ten) == 10 and all(v.shape == x.shape for v in ten)
+    centre = torch.nn.functional.interpolate(x[..., 1:47, 1:47], size=(48, 48), mode="bilinear")
+    assert torch.allclose(ten[4], centre) and torch.allclose(ten[9], centre.flip(-1))
+    corner = torch.nn.functional.interpolate(x[..., 2:, :46], size=(48, 48), mode="bilinear")
+    assert torch.allclose(ten[2], corner)

@@ -130,7 +130,9 @@ class Augment:
 def tta_views(x: torch.Tensor, mode: str = "flip") -> list[torch.Tensor]:
     """Test-time views of a normalised batch: ``flip`` (2 views) or ``tencrop`` (10 views).
 
-    Ten-crop takes the four corners and the centre at 7/8 of the side, resized back, plus flips.
+    Ten-crop takes the four corners and the centre at 23/24 of the side (46 of 48 pixels), resized
+    back, plus flips: on FER2013 val the shipped default gains 0.72 points over flip with these
+    crops and 0.22 with the usual 7/8 (42 pixels), which zoom further than its training did.
     """
     if mode == "none":
         return [x]
@@ -139,7 +141,7 @@ def tta_views(x: torch.Tensor, mode: str = "flip") -> list[torch.Tensor]:
     if mode != "tencrop":
         raise ValueError(f"unknown TTA mode {mode!r}; use none, flip or tencrop")
     h, w = x.shape[-2:]
-    ch, cw = round(h * 7 / 8), round(w * 7 / 8)
+    ch, cw = round(h * 23 / 24), round(w * 23 / 24)
     tops = [0, 0, h - ch, h - ch, (h - ch) // 2]
     lefts = [0, w - cw, 0, w - cw, (w - cw) // 2]
     crops = [

@@ -1,7 +1,8 @@
 """Recognition speed: crops/s, ms per photo end to end, peak memory; the ``fer`` package beside it.
 
 On ``--threads`` threads (default 2; PyTorch, onnxruntime and OpenCV alike): crops/s of the model
-at batch 1 and 256 with PyTorch and ONNX (FER2013 test crops when ``../shared/datasets`` has them,
+at batch 1 and 256 with PyTorch (its default precision: bf16 where the CPU runs it fast; and
+fp32) and ONNX (FER2013 test crops when ``../shared/datasets`` has them,
 random faces otherwise), ms per photo for ``Recognizer.predict(path)`` (decode, detection,
 alignment, classification) on the shipped example (one face) and on six copies of it tiled into
 one 1536 x 1024 JPEG (six faces), and the process's peak resident memory. The ``fer`` package
@@ -150,19 +151,20 @@ def main() -> None:
     print(f"model {args.model}, {args.threads} threads, torch {torch.__version__}")
     recognizers = {
         "PyTorch": Recognizer(args.model),
+        "PyTorch fp32": Recognizer(args.model, bf16=False),
         "ONNX": Recognizer(args.model, backend="onnx"),
     }
     for name, recognizer in recognizers.items():
         for batch in (1, 256):
             rate = crops_per_second(recognizer, crops, batch)
-            print(f"{name:8s} batch {batch:3d}: {rate:8.1f} crops/s")
+            print(f"{name:12s} batch {batch:3d}: {rate:8.1f} crops/s")
     with tempfile.TemporaryDirectory() as tmp:
         photos = {"one face": EXAMPLE, "six faces": six_faces(Path(tmp))}
         for name, recognizer in recognizers.items():
             for label, path in photos.items():
                 ms, found = ms_per_photo(recognizer, path)
                 size = "x".join(map(str, Image.open(path).size))
-                print(f"{name:8s} {label} ({size}, {found} found): {ms:7.1f} ms per photo")
+                print(f"{name:12s} {label} ({size}, {found} found): {ms:7.1f} ms per photo")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (both backends loaded): {peak:.0f} MB")
     fer = fer_rates(args.fer_python, crops, args.threads)

@@ -89,6 +89,10 @@ def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
     assert 0 < gap < 0.05, f"largest probability change {gap}"
     agree = [a.label == b.label for a, b in zip(got, expected, strict=True)]
     assert sum(agree) >= len(agree) - 1
+    pre = load_pretrained(model_path)  # evaluate --bf16 computes the same
+    images = np.stack([decode_image(f, "gray") for f in fer_files])
+    same = predict_proba(pre.model, pre.preprocess, images, bf16=True)
+    assert np.abs(_probs(got) - same).max() < 1e-4
 
 
 def test_every_face_found_and_classified(recognizer) -> None:

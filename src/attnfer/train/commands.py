@@ -99,6 +99,9 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Data set: folder, CSV or packed file.")],
     split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every row).")] = "test",
     tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip, tencrop.")] = "none",
+    bf16: Annotated[
+        bool, typer.Option("--bf16", help="bf16 autocast, channels-last: faster, near fp32.")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the JSON/Markdown/PNG report.")
     ] = None,
@@ -115,10 +118,10 @@ def evaluate(
         return evaluate_clips_command(checkpoint, data, split, None, out)
     dataset = load_dataset(data)
     part = dataset if split == "all" else dataset.split(split)
-    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta)
+    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta, bf16=bf16)
     console.print(
         f"{part.name}: {report['samples']} faces, accuracy {100 * report['accuracy']:.2f}%, "
-        f"macro-F1 {100 * report['macro_f1']:.2f}% (tta={tta})"
+        f"macro-F1 {100 * report['macro_f1']:.2f}% (tta={tta}, {report['precision']})"
     )
     if out is not None:
         for path in write_report(report, out / f"eval_{split}_{tta}"):

@@ -10,6 +10,7 @@ import torch
 
 from ..data.dataset import FaceDataset
 from ..data.transforms import Preprocess, tta_views
+from ..precision import autocast
 from .metrics import evaluation_report, report_markdown
 from .plots import plot_confusion
 
@@ -22,15 +23,24 @@ def predict_proba(
     tta: str = "none",
     batch_size: int = 256,
     temperature: float = 1.0,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Class probabilities for uint8 faces, averaged over the test-time views; a
-    ``temperature`` above 1 softens them (softmax of logits / temperature)."""
+    ``temperature`` above 1 softens them (softmax of logits / temperature). ``bf16``: run the
+    model channels-last under bf16 autocast (about twice as fast on a CPU with AMX)."""
     model.eval()
+    if bf16:
+        model.to(memory_format=torch.channels_last)
     out = []
     for start in range(0, len(images), batch_size):
         x = preprocess(torch.from_numpy(images[start : start + batch_size]))
-        views = tta_views(x, tta)
-        probs = [model(v).float().div(temperature).softmax(1) for v in views]
+        if bf16:
+            x = x.contiguous(memory_format=torch.channels_last)
+        probs = []
+        for view in tta_views(x, tta):
+            with autocast(torch.device("cpu"), bf16):
+                logits = model(view)
+            probs.append(logits.float().div(temperature).softmax(1))
         out.append(torch.stack(probs).mean(0))
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -41,6 +51,7 @@ def evaluate_model(
     label_names: tuple[str, ...],
     data: FaceDataset,
     tta: str = "none",
+    bf16: bool = False,
 ) -> dict:
     """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of ``model`` on ``data``.
 
@@ -50,7 +61,7 @@ def evaluate_model(
     """
     known = data.labels < len(label_names)
     present = np.unique(data.labels[known])
-    probs = predict_proba(model, preprocess, data.images[known], tta)
+    probs = predict_proba(model, preprocess, data.images[known], tta, bf16=bf16)
     probs = probs[:, present]
     probs = probs / probs.sum(1, keepdims=True)
     y_true = np.searchsorted(present, data.labels[known])
@@ -58,6 +69,7 @@ def evaluate_model(
     report.update(
         data=data.name,
         tta=tta,
+        precision="bf16" if bf16 else "fp32",
         samples=int(known.sum()),
         excluded_unknown_labels=int((~known).sum()),
     )

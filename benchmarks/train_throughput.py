@@ -4,12 +4,15 @@ One step = preprocessing + batched augmentation + forward + backward + SGD updat
 faces at the model's training size, channels_last. Usage:
 
     python benchmarks/train_throughput.py [--models resnet18_cbam,deep_emotion] [--batch 128]
+        [--model-kwargs '{"width": 24}']
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +23,11 @@ from attnfer.models import create_model, model_info
 DEFAULT = "small_cnn,deep_emotion,sepconv_se,resnet18,resnet18_se,resnet18_cbam,vgg16_cbam"
 
 
-def throughput(name: str, size: int, batch: int, bf16: bool, device: str, steps: int) -> float:
+def throughput(
+    name: str, kwargs: dict[str, Any], size: int, batch: int, bf16: bool, device: str, steps: int
+) -> float:
     channels = model_info(name).in_chans
-    model = create_model(name, in_chans=channels, input_size=(size, size)).to(device)
+    model = create_model(name, in_chans=channels, input_size=(size, size), **kwargs).to(device)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     pre, aug = Preprocess(size=size, channels=channels), Augment()
@@ -55,13 +60,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--size", type=int, default=48, help="input side for every model")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--model-kwargs", type=json.loads, default={}, help="JSON, every model")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"device {device}, {torch.get_num_threads()} threads, batch {args.batch}, {args.size}px")
     print(f"{'model':<16}{'fp32 img/s':>12}{'bf16 img/s':>12}{'speed-up':>10}")
     for name in args.models.split(","):
-        fp32 = throughput(name, args.size, args.batch, False, device, args.steps)
-        bf16 = throughput(name, args.size, args.batch, True, device, args.steps)
+        run = (name, args.model_kwargs, args.size, args.batch)
+        fp32 = throughput(*run, False, device, args.steps)
+        bf16 = throughput(*run, True, device, args.steps)
         print(f"{name:<16}{fp32:>12.0f}{bf16:>12.0f}{bf16 / fp32:>9.1f}x", flush=True)
 
 

@@ -22,7 +22,7 @@ from .errors import ModelError
 from .models import create_model
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
-# recipes/default/), "fast" the small Deep-Emotion for real-time video on small machines.
+# recipes/default/), "fast" a ResNet18 + CBAM at 3/8 width (recipes/fast/) for real-time video.
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
 
 

@@ -6,6 +6,9 @@ final linear layer is ``classifier`` (torchvision: ``fc``). Three stems:
 - ``"imagenet"``: 7x7 stride-2 convolution and 3x3 max-pool (for 224x224 faces);
 - ``"cifar"``: one 3x3 stride-1 convolution, no pooling (full resolution, 4x the compute);
 - ``"cifar_s2"``: one 3x3 stride-2 convolution, no pooling (the default for 48x48 input).
+
+``width`` sets the channels of the stem and first stage (64 in He et al.), doubled at each later
+stage: ``resnet18_cbam(width=24)`` is a 1.6 M-parameter ResNet18 (the shipped ``fast`` model).
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """Stem, four stages of ``block``, global average pooling and a linear ``classifier``.
 
-    ``num_classes=0`` leaves ``classifier`` as ``nn.Identity`` (a feature extractor, as FAN uses).
+    ``num_classes=0`` leaves ``classifier`` as ``nn.Identity`` (a feature extractor, as FAN uses);
+    ``width`` is the channel count of the stem and ``layer1``, doubled by each later stage.
     """
 
     def __init__(
@@ -105,25 +109,28 @@ class ResNet(nn.Module):
         in_chans: int = 1,
         stem: str = "cifar_s2",
         attention: AttentionFactory | None = None,
+        width: int = 64,
     ) -> None:
         super().__init__()
         if stem not in STEMS:
             raise ConfigError(f"unknown ResNet stem {stem!r}; choose one of {', '.join(STEMS)}")
-        self.inplanes = 64
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ConfigError(f"ResNet width must be a positive integer, got {width!r}")
+        self.inplanes = width
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         else:
-            self.conv1 = conv3x3(in_chans, 64, stride=2 if stem == "cifar_s2" else 1)
+            self.conv1 = conv3x3(in_chans, width, stride=2 if stem == "cifar_s2" else 1)
             self.maxpool = nn.Identity()
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, 64, layers[0], 1, attention)
-        self.layer2 = self._make_layer(block, 128, layers[1], 2, attention)
-        self.layer3 = self._make_layer(block, 256, layers[2], 2, attention)
-        self.layer4 = self._make_layer(block, 512, layers[3], 2, attention)
+        self.layer1 = self._make_layer(block, width, layers[0], 1, attention)
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], 2, attention)
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], 2, attention)
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], 2, attention)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.num_features = 512 * block.expansion
+        self.num_features = 8 * width * block.expansion
         self.classifier: nn.Module = (
             nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         )
@@ -183,9 +190,10 @@ def _resnet(
     input_size: tuple[int, int],
     stem: str | None,
     attention: AttentionFactory | None = None,
+    width: int = 64,
 ) -> ResNet:
     stem = stem or default_stem(input_size)
-    return ResNet(block, layers, num_classes, in_chans, stem, attention)
+    return ResNet(block, layers, num_classes, in_chans, stem, attention, width)
 
 
 @register_model(input_size=(1, 48, 48), paper="002 baseline: ResNet18")
@@ -194,9 +202,10 @@ def resnet18(
     in_chans: int = 1,
     input_size: tuple[int, int] = (48, 48),
     stem: str | None = None,
+    width: int = 64,
 ) -> ResNet:
     """ResNet18; ``stem`` defaults to :func:`default_stem` of ``input_size``."""
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem)
+    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, None, width)
 
 
 @register_model(input_size=(1, 48, 48), paper="002 ablation: ResNet18 + SE")
@@ -205,11 +214,14 @@ def resnet18_se(
     in_chans: int = 1,
     input_size: tuple[int, int] = (48, 48),
     stem: str | None = None,
+    width: int = 64,
     reduction: int = 16,
 ) -> ResNet:
     """ResNet18 with squeeze-and-excitation in every residual block."""
     attention = partial(SqueezeExcite, reduction=reduction)
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention)
+    return _resnet(
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width
+    )
 
 
 @register_model(input_size=(1, 48, 48), paper="002: ResNet18 + CBAM (7x7)")
@@ -218,12 +230,15 @@ def resnet18_cbam(
     in_chans: int = 1,
     input_size: tuple[int, int] = (48, 48),
     stem: str | None = None,
+    width: int = 64,
     reduction: int = 16,
     spatial_kernel: int = 7,
 ) -> ResNet:
     """Paper 002's model: ResNet18 with CBAM (7x7 spatial kernel) in every residual block."""
     attention = partial(CBAM, reduction=reduction, spatial_kernel=spatial_kernel)
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention)
+    return _resnet(
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width
+    )
 
 
 @register_model(input_size=(1, 48, 48), paper="ablation: ResNet34")
@@ -232,9 +247,10 @@ def resnet34(
     in_chans: int = 1,
     input_size: tuple[int, int] = (48, 48),
     stem: str | None = None,
+    width: int = 64,
 ) -> ResNet:
     """ResNet34 (basic blocks 3-4-6-3)."""
-    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, input_size, stem)
+    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, None, width)
 
 
 @register_model(input_size=(3, 224, 224), paper="000 ablation: ResNet50 + classifier")
@@ -243,6 +259,7 @@ def resnet50(
     in_chans: int = 3,
     input_size: tuple[int, int] = (224, 224),
     stem: str | None = None,
+    width: int = 64,
 ) -> ResNet:
     """ResNet50 (bottleneck blocks 3-4-6-3, 2048 features)."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, input_size, stem)
+    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, None, width)

@@ -205,7 +205,7 @@ def resnet18(
     width: int = 64,
 ) -> ResNet:
     """ResNet18; ``stem`` defaults to :func:`default_stem` of ``input_size``."""
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, None, width)
+    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, width=width)
 
 
 @register_model(input_size=(1, 48, 48), paper="002 ablation: ResNet18 + SE")
@@ -220,7 +220,7 @@ def resnet18_se(
     """ResNet18 with squeeze-and-excitation in every residual block."""
     attention = partial(SqueezeExcite, reduction=reduction)
     return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width=width
     )
 
 
@@ -237,7 +237,7 @@ def resnet18_cbam(
     """Paper 002's model: ResNet18 with CBAM (7x7 spatial kernel) in every residual block."""
     attention = partial(CBAM, reduction=reduction, spatial_kernel=spatial_kernel)
     return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width=width
     )
 
 
@@ -250,7 +250,7 @@ def resnet34(
     width: int = 64,
 ) -> ResNet:
     """ResNet34 (basic blocks 3-4-6-3)."""
-    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, None, width)
+    return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, width=width)
 
 
 @register_model(input_size=(3, 224, 224), paper="000 ablation: ResNet50 + classifier")
@@ -262,4 +262,4 @@ def resnet50(
     width: int = 64,
 ) -> ResNet:
     """ResNet50 (bottleneck blocks 3-4-6-3, 2048 features)."""
-    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, None, width)
+    return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, in_chans, input_size, stem, width=width)

@@ -1,15 +1,17 @@
 """Recognition speed: crops/s, ms per photo end to end, peak memory; the ``fer`` package beside it.
 
 On ``--threads`` threads (default 2; PyTorch, onnxruntime and OpenCV alike): crops/s of the model
-at batch 1 and 256 with PyTorch (its default precision: bf16 where the CPU runs it fast; and
-fp32) and ONNX (FER2013 test crops when ``../shared/datasets`` has them,
+at each of ``--batches`` crops a call (default 1 and 256) with PyTorch (its default precision: bf16
+where the CPU runs it fast, for calls of 8 crops or more; fp32; bf16) and ONNX (FER2013 test crops
+when ``../shared/datasets`` has them,
 random faces otherwise), ms per photo for ``Recognizer.predict(path)`` (decode, detection,
 alignment, classification) on the shipped example (one face) and on six copies of it tiled into
 one 1536 x 1024 JPEG (six faces), and the process's peak resident memory. The ``fer`` package
 (its 64 x 64 classifier on the same crops) runs in the Python given by ``--fer-python``, where
 ``pip install fer`` worked (it needs TensorFlow), or in this one if it has ``fer``. Usage:
 
-    python benchmarks/recognize.py [--model default] [--threads 2] [--fer-python PATH]
+    python benchmarks/recognize.py [--model default] [--threads 2] [--batches 1,256]
+        [--fer-python PATH]
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", default="1,256", help="Comma-separated crops per call.")
     parser.add_argument("--fer-python", default=os.environ.get("FER_PYTHON"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -152,10 +155,11 @@ def main() -> None:
     recognizers = {
         "PyTorch": Recognizer(args.model),
         "PyTorch fp32": Recognizer(args.model, bf16=False),
+        "PyTorch bf16": Recognizer(args.model, bf16=True),
         "ONNX": Recognizer(args.model, backend="onnx"),
     }
     for name, recognizer in recognizers.items():
-        for batch in (1, 256):
+        for batch in map(int, args.batches.split(",")):
             rate = crops_per_second(recognizer, crops, batch)
             print(f"{name:12s} batch {batch:3d}: {rate:8.1f} crops/s")
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +170,7 @@ def main() -> None:
                 size = "x".join(map(str, Image.open(path).size))
                 print(f"{name:12s} {label} ({size}, {found} found): {ms:7.1f} ms per photo")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (both backends loaded): {peak:.0f} MB")
+    print(f"peak memory (the recognizers above loaded): {peak:.0f} MB")
     fer = fer_rates(args.fer_python, crops, args.threads)
     if isinstance(fer, str):
         print(f"fer: {fer}")

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError
+from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.predict_commands import export, predict
 from attnfer.pretrained import load_pretrained
 from attnfer.recognize import FaceResult, Recognizer
@@ -93,6 +94,19 @@ def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
     images = np.stack([decode_image(f, "gray") for f in fer_files])
     same = predict_proba(pre.model, pre.preprocess, images, bf16=True)
     assert np.abs(_probs(got) - same).max() < 1e-4
+
+
+def test_automatic_precision_keeps_fp32_for_few_crops(model_path: str, recognizer) -> None:
+    """bf16=None: fewer than BF16_MIN_BATCH crops a call run fp32, more bf16 where it is fast."""
+    crops = np.random.default_rng(0).integers(0, 256, (BF16_MIN_BATCH, 48, 48), dtype=np.uint8)
+    auto = Recognizer(model_path, faces="crop")
+    few = BF16_MIN_BATCH - 1
+    assert np.array_equal(auto.probabilities(crops[:few]), recognizer.probabilities(crops[:few]))
+    many, fp32 = auto.probabilities(crops), recognizer.probabilities(crops)
+    if bf16_is_fast(torch.device("cpu")):
+        assert 0 < np.abs(many - fp32).max() < 0.05
+    else:
+        assert np.array_equal(many, fp32)
 
 
 def test_every_face_found_and_classified(recognizer) -> None:

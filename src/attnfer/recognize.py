@@ -24,9 +24,12 @@ onnxruntime uses as many threads as ``torch.get_num_threads()``.
 
 Precision (``bf16=``): the PyTorch backend runs the model channels-last under bf16 autocast where
 the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`): about twice the
-crops per second of fp32 on a CPU with AMX, at the same accuracy (the default on FER2013 val:
-69.46 %, 69.32 % in fp32). ``bf16=False`` gives fp32, the numbers of ``attnfer evaluate``
-(``--bf16`` gives these).
+crops per second of fp32 on a CPU with AMX at batch 256, at the same accuracy (the default on
+FER2013 val: 69.46 %, 69.32 % in fp32). On a CPU, calls of fewer than ``BF16_MIN_BATCH`` (8)
+crops, such as a video frame's faces, run in fp32, which is faster there; bf16 moves a
+probability by less than 0.05, so a face may score slightly differently alone and among many.
+``bf16=False`` gives fp32 always, the numbers of ``attnfer evaluate`` (``--bf16`` gives these);
+``bf16=True``, bf16 always.
 """
 
 from __future__ import annotations
@@ -230,7 +233,7 @@ def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> C
     target = torch.device(device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with autocast(target, bf16):
+        with autocast(target, bf16, batch=len(x)):
             logits = net(x.to(target).contiguous(memory_format=torch.channels_last))
         return logits.float().softmax(1).cpu()
 
@@ -253,7 +256,7 @@ class Recognizer:
     :func:`attnfer.faces.list_detectors` (``default``: MTCNN) or a Detector. ``faces``: auto,
     crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger image
     files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the PyTorch
-    backend (module notes; None: bf16 where the hardware runs it fast).
+    backend (module notes; None: bf16 where the hardware runs it fast, for 8 crops a call or more).
     """
 
     def __init__(

@@ -26,7 +26,7 @@ Precision (``bf16=``): the PyTorch backend runs the model channels-last under bf
 the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`): about twice the
 crops per second of fp32 on a CPU with AMX at batch 256, at the same accuracy (the default on
 FER2013 val: 69.46 %, 69.32 % in fp32). On a CPU, calls of fewer than ``BF16_MIN_BATCH`` (8)
-crops, such as a video frame's faces, run in fp32, which is faster there; bf16 moves a
+crops, such as one photo's few faces, run in fp32, which is faster there; bf16 moves a
 probability by less than 0.05, so a face may score slightly differently alone and among many.
 ``bf16=False`` gives fp32 always, the numbers of ``attnfer evaluate`` (``--bf16`` gives these);
 ``bf16=True``, bf16 always.

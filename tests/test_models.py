@@ -311,6 +311,28 @@ def test_transfer_learning_loads_all_but_the_classifier(trained) -> None:
     torch.testing.assert_close(fresh.eval().forward_features(x), model.forward_features(x))
 
 
+def test_transfer_learning_copies_the_rows_of_shared_classes(trained) -> None:
+    """FER2013's seven classes into a CK+ head of eight: all but contempt start trained."""
+    model, path = trained
+    ckplus = (*CLASSES, "contempt")
+    fresh = create_model("resnet18_cbam", num_classes=8)
+    initial = fresh.classifier.weight.detach().clone()
+    result = load_weights(fresh, path, class_names=ckplus)
+    assert result.shared_classes == list(CLASSES)
+    torch.testing.assert_close(fresh.classifier.weight[:7], model.classifier.weight)
+    torch.testing.assert_close(fresh.classifier.bias[:7], model.classifier.bias)
+    torch.testing.assert_close(fresh.classifier.weight[7], initial[7])  # contempt stays fresh
+    reordered = create_model("resnet18_cbam", num_classes=2)
+    result = load_weights(reordered, path, class_names=("surprise", "contempt"))
+    assert result.shared_classes == ["surprise"]
+    torch.testing.assert_close(reordered.classifier.weight[0], model.classifier.weight[5])
+    unnamed = save_weights(model, path.with_name("no_names.safetensors"))
+    assert (
+        load_weights(create_model("resnet18_cbam"), unnamed, class_names=CLASSES).shared_classes
+        == []
+    )
+
+
 def test_continue_training_checks_class_count_and_names(trained) -> None:
     _, path = trained
     with pytest.raises(ModelError, match=r"fer\.safetensors: trained for 7 classes.* has 5"):

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from attnfer.data.commands import distill
 from attnfer.data.dataset import FaceDataset
-from attnfer.data.labels import CANONICAL
+from attnfer.data.labels import BASIC7, CANONICAL
 from attnfer.data.readers import load_dataset
 from attnfer.data.transforms import Augment, Preprocess
 from attnfer.errors import ConfigError
@@ -110,7 +110,7 @@ def test_staged_unfreezing_trains_only_the_unfrozen_convs(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn", stages=stages, data=data)
     recipe = load_recipe(path)
     torch.manual_seed(recipe.trainer.seed)
-    initial = make_task(recipe, 7, None).model.state_dict()
+    initial = make_task(recipe, BASIC7, None).model.state_dict()
     fit(recipe, tmp_path / "run", progress=False)
     trained = load_file(str(tmp_path / "run" / "model.safetensors"))
     conv_keys = [k for k in initial if k.endswith("weight") and initial[k].ndim == 4]
@@ -276,7 +276,7 @@ def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
 
 def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "sepconv_se")
-    task = make_task(load_recipe(path, ["trainer.ema_decay=0.75"]), 7, None)
+    task = make_task(load_recipe(path, ["trainer.ema_decay=0.75"]), BASIC7, None)
     task.on_fit_start()
     start = {k: v.clone() for k, v in task.model.state_dict().items()}
     with torch.no_grad():
@@ -294,7 +294,7 @@ def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):
 
 def test_ema_batch_norm_statistics_are_recomputed_before_validation(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "sepconv_se")  # has batch norm
-    task = make_task(load_recipe(path, ["trainer.ema_decay=0.9"]), 7, None)
+    task = make_task(load_recipe(path, ["trainer.ema_decay=0.9"]), BASIC7, None)
     task.on_fit_start()
     faces = torch.from_numpy(load_dataset(fer_subset).split("train").images[:256])
     batches = [Preprocess()(faces[i : i + 64]) for i in range(0, 256, 64)]
@@ -389,7 +389,7 @@ def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset
 
     recipe = load_recipe(write_recipe(tmp_path / "kd.yaml", packed), ["trainer.epochs=1",
                          "loss.soft_labels=0.5", "loss.label_smoothing=0"])  # fmt: skip
-    task = make_task(recipe, 7, None)
+    task = make_task(recipe, BASIC7, None)
     dm = FaceDataModule(data.split("train"), None, Preprocess(), None, 8, soft_labels=True)
     _, y, soft = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     target = task._target(y, [soft])
@@ -404,7 +404,7 @@ def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset
 def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tmp_path), ["loss.label_smoothing=0.1"])
     weights = torch.tensor([1.0, 9.0, 1.5, 0.5, 1.0, 1.2, 0.8])
-    task = make_task(recipe, 7, weights)
+    task = make_task(recipe, BASIC7, weights)
     logits, y = torch.randn(16, 7), torch.randint(0, 7, (16,))
     expected = torch.nn.functional.cross_entropy(logits, y, weight=weights, label_smoothing=0.1)
     assert torch.allclose(task.classification_loss(logits, y), expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def fit(
     if soft:
         _check_soft_labels(recipe, train, data.num_classes)
     weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
-    task = make_task(recipe, data.num_classes, weights)
+    task = make_task(recipe, data.label_names, weights)
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
         recipe.trainer.channels_last, recipe.trainer.seed, soft_labels=soft,
@@ -263,10 +264,11 @@ def _attempt_number(path: Path) -> int:
     return int(path.parent.name.removeprefix("attempt_"))
 
 
-def make_task(recipe: Recipe, num_classes: int, weights: torch.Tensor | None):
-    task = FERTask(recipe, num_classes, weights)
+def make_task(recipe: Recipe, label_names: Sequence[str], weights: torch.Tensor | None):
+    task = FERTask(recipe, len(label_names), weights)
     if recipe.model.weights:
-        load_weights(task.model, resolve(recipe.model.weights), mode=recipe.model.weights_mode)
+        path = resolve(recipe.model.weights)
+        load_weights(task.model, path, recipe.model.weights_mode, class_names=label_names)
     if recipe.trainer.channels_last:
         task.model.to(memory_format=torch.channels_last)
     if recipe.trainer.compile:

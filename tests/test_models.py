@@ -158,12 +158,12 @@ def test_resnet_stems() -> None:
 
 
 def test_resnet_width_scales_every_stage() -> None:
-    """``width=24``: channels 24-48-96-192 (the shipped fast model), under 2 M parameters."""
-    slim = create_model("resnet18_cbam", width=24)
-    assert slim.conv1.out_channels == 24 and slim.layer1[0].conv2.out_channels == 24
-    assert slim.layer4[1].conv2.out_channels == 192 and slim.num_features == 192
-    assert slim.classifier.in_features == 192
-    assert 1.5e6 < sum(p.numel() for p in slim.parameters()) < 2e6
+    """``width=26``: channels 26-52-104-208 (the shipped fast model), under 2 M parameters."""
+    slim = create_model("resnet18_cbam", width=26)
+    assert slim.conv1.out_channels == 26 and slim.layer1[0].conv2.out_channels == 26
+    assert slim.layer4[1].conv2.out_channels == 208 and slim.num_features == 208
+    assert slim.classifier.in_features == 208
+    assert 1.8e6 < sum(p.numel() for p in slim.parameters()) < 2e6
     assert slim(torch.randn(2, 1, 48, 48)).shape == (2, 7)
     assert create_model("resnet50", width=16, input_size=64).num_features == 16 * 8 * 4
     for bad in (0, -8, 2.5, True):

@@ -22,7 +22,7 @@ from .errors import ModelError
 from .models import create_model
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
-# recipes/default/), "fast" a ResNet18 + CBAM at 3/8 width (recipes/fast/) for real-time video.
+# recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
 
 

@@ -7,8 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
+from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, ModelError
 from attnfer.models import (
     create_model,
@@ -20,6 +22,7 @@ from attnfer.models import (
 )
 from attnfer.models.attention import ATTENTION_MODULES
 from attnfer.models.weights import TORCHVISION_RESNET, VGGFACE
+from attnfer.pretrained import save_pretrained
 
 FER_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "train"
 REQUIRED = {
@@ -311,28 +314,6 @@ def test_transfer_learning_loads_all_but_the_classifier(trained) -> None:
     torch.testing.assert_close(fresh.eval().forward_features(x), model.forward_features(x))
 
 
-def test_transfer_learning_copies_the_rows_of_shared_classes(trained) -> None:
-    """FER2013's seven classes into a CK+ head of eight: all but contempt start trained."""
-    model, path = trained
-    ckplus = (*CLASSES, "contempt")
-    fresh = create_model("resnet18_cbam", num_classes=8)
-    initial = fresh.classifier.weight.detach().clone()
-    result = load_weights(fresh, path, class_names=ckplus)
-    assert result.shared_classes == list(CLASSES)
-    torch.testing.assert_close(fresh.classifier.weight[:7], model.classifier.weight)
-    torch.testing.assert_close(fresh.classifier.bias[:7], model.classifier.bias)
-    torch.testing.assert_close(fresh.classifier.weight[7], initial[7])  # contempt stays fresh
-    reordered = create_model("resnet18_cbam", num_classes=2)
-    result = load_weights(reordered, path, class_names=("surprise", "contempt"))
-    assert result.shared_classes == ["surprise"]
-    torch.testing.assert_close(reordered.classifier.weight[0], model.classifier.weight[5])
-    unnamed = save_weights(model, path.with_name("no_names.safetensors"))
-    assert (
-        load_weights(create_model("resnet18_cbam"), unnamed, class_names=CLASSES).shared_classes
-        == []
-    )
-
-
 def test_continue_training_checks_class_count_and_names(trained) -> None:
     _, path = trained
     with pytest.raises(ModelError, match=r"fer\.safetensors: trained for 7 classes.* has 5"):
@@ -342,6 +323,19 @@ def test_continue_training_checks_class_count_and_names(trained) -> None:
         load_weights(create_model("resnet18_cbam"), path, "continue_training", class_names=swapped)
     with pytest.raises(ModelError, match=r"missing layer1\.0\.attention"):
         load_weights(create_model("resnet18_se"), path, "continue_training")
+    model = create_model("resnet18_cbam")  # attnfer files name their classes as label_names
+    shipped = save_pretrained(path.with_name("run.safetensors"), model, "resnet18_cbam", CLASSES,
+                              Preprocess(size=48))  # fmt: skip
+    with pytest.raises(ModelError, match=r"run\.safetensors: class names"):
+        load_weights(
+            create_model("resnet18_cbam"), shipped, "continue_training", class_names=swapped
+        )
+    broken = path.with_name("broken.safetensors")
+    save_file(model.state_dict(), str(broken), metadata={"label_names": "[angry"})
+    with pytest.raises(ModelError, match=r"broken\.safetensors: the class names .* not a JSON"):
+        load_weights(
+            create_model("resnet18_cbam"), broken, "continue_training", class_names=CLASSES
+        )
 
 
 def test_weight_file_errors_name_the_file(tmp_path: Path) -> None:

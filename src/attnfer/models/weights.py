@@ -4,10 +4,8 @@ Modes (paper 004's ``weights_init_type``):
 
 - ``"transfer_learning"``: every tensor of the file whose (mapped) name and shape fit the model
   is loaded, except the ``classifier``; layers the file lacks keep their fresh weights, so the
-  class count may differ. When the file's metadata and ``class_names`` both name the classes,
-  the classifier rows of the classes they share are copied by name (FER2013's seven into CK+'s
-  eight: all but contempt start trained). A first convolution stored for 3 input channels loads
-  into a 1-channel model by summing over its input channels.
+  class count may differ. A first convolution stored for 3 input channels loads into a 1-channel
+  model by summing over its input channels.
 - ``"continue_training"``: the file must hold exactly the model's tensors, with the same class
   count, and, when both the file's metadata (``class_names``, or ``label_names`` in the files
   :func:`attnfer.pretrained.save_pretrained` writes) and ``class_names`` give them, the same
@@ -33,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -71,13 +69,11 @@ VGGFACE: dict[str, str | None] = {
 @dataclass(frozen=True)
 class LoadedWeights:
     """What :func:`load_weights` did: model keys ``loaded`` from the file, model keys ``kept``
-    at their fresh values, file keys ``ignored`` (no such model key, or the classifier), and
-    the ``shared_classes`` whose classifier rows came from the file (``transfer_learning``)."""
+    at their fresh values, and file keys ``ignored`` (no such model key, or the classifier)."""
 
     loaded: list[str]
     kept: list[str]
     ignored: list[str]
-    shared_classes: list[str] = field(default_factory=list)
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -223,15 +219,9 @@ def load_weights(
         raise ModelError(f"{path}: shapes do not fit: {_shapes(mismatched)}")
     merged = dict(own)
     merged.update({k: v.to(own[k].dtype) for k, v in to_load.items()})
-    shared: list[str] = []
-    if mode == "transfer_learning":
-        shared = _copy_shared_rows(merged, state, _file_class_names(path, metadata), class_names)
     model.load_state_dict(merged)
     return LoadedWeights(
-        loaded=sorted(to_load),
-        kept=sorted(set(own) - set(to_load)),
-        ignored=sorted(ignored),
-        shared_classes=shared,
+        loaded=sorted(to_load), kept=sorted(set(own) - set(to_load)), ignored=sorted(ignored)
     )
 
 
@@ -247,35 +237,6 @@ def _file_class_names(path: Path, metadata: Mapping[str, str]) -> list[str] | No
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ModelError(f"{path}: the class names in its metadata are not a JSON list of names")
     return names
-
-
-def _copy_shared_rows(
-    merged: dict[str, Tensor],
-    state: Mapping[str, Tensor],
-    file_names: Sequence[str] | None,
-    model_names: Sequence[str] | None,
-) -> list[str]:
-    """Copy into ``merged``'s classifier the file's rows of the classes both name lists hold (a
-    linear head of the same input width only). Returns those classes in the model's order."""
-    weight, bias = CLASSIFIER_PREFIX + "weight", CLASSIFIER_PREFIX + "bias"
-    if not file_names or not model_names or weight not in state or weight not in merged:
-        return []
-    file_w, own_w = state[weight], merged[weight]
-    fits = file_w.ndim == own_w.ndim == 2 and file_w.shape[1] == own_w.shape[1]
-    if not fits or len(file_names) != len(file_w) or len(model_names) != len(own_w):
-        return []
-    rows = {name: i for i, name in enumerate(file_names)}
-    shared = [(j, rows[name]) for j, name in enumerate(model_names) if name in rows]
-    new_w = own_w.clone()
-    for j, i in shared:
-        new_w[j] = file_w[i]
-    merged[weight] = new_w
-    if bias in state and bias in merged:
-        new_b = merged[bias].clone()
-        for j, i in shared:
-            new_b[j] = state[bias][i]
-        merged[bias] = new_b
-    return [model_names[j] for j, _ in shared]
 
 
 def _check_classes(

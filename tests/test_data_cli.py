@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from attnfer.data.commands import data_app
 from attnfer.data.dataset import FaceDataset
+from attnfer.data.readers import load_dataset
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 runner = CliRunner()
@@ -68,6 +69,20 @@ def test_pack_then_info_on_the_packed_file(tree, tmp_path):
     assert info.exit_code == 0, info.output
     assert row(info.output, "happy") == ["3", "1", "4"]
     assert "bad samples: no bad samples" in info.output
+
+
+def test_pack_some_splits_compressed(tree, tmp_path):
+    out = tmp_path / "train.safetensors.xz"
+    result = invoke("pack", tree, "--out", out, "--splits", "train")
+    assert result.exit_code == 0, result.output
+    packed = load_dataset(out)
+    whole = load_dataset(tree)
+    assert list(packed.splits) == ["train"] and len(packed) == 5
+    assert (packed.split("train").images == whole.split("train").images).all()
+    assert (packed.split("train").labels == whole.split("train").labels).all()
+    assert out.read_bytes()[:6] == b"\xfd7zXZ\x00"  # xz's magic: compressed on disk
+    missing = invoke("pack", tree, "--out", tmp_path / "x.safetensors", "--splits", "train,val")
+    assert missing.exit_code != 0 and "no split 'val'" in str(missing.exception)
 
 
 def attnfer(*args) -> subprocess.CompletedProcess:

@@ -34,13 +34,27 @@ ColorOpt = Annotated[str | None, typer.Option(help="gray or rgb (default: the da
 SizeOpt = Annotated[
     int | None, typer.Option(help="Resize to SIZE x SIZE (default: only when sizes differ).")
 ]
+SplitsOpt = Annotated[
+    str | None, typer.Option(help="Keep these splits alone, comma-separated: train,val.")
+]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="The file to write: .safetensors (.xz: compressed).")
+]
 MaxBadOpt = Annotated[
     int, typer.Option(help="Stop when more samples than this are unreadable; -1: no limit.")
 ]
 
 
-def _load(src: Path, fmt: str | None, color: str | None, size: int | None, max_bad: int):
-    """Load with a progress bar; returns (data, bad samples, seconds)."""
+def _load(
+    src: Path,
+    fmt: str | None,
+    color: str | None,
+    size: int | None,
+    max_bad: int,
+    splits: str | None = None,
+):
+    """Load with a progress bar, keeping only ``splits`` if given; returns (data, bad samples,
+    seconds)."""
     bad = BadSamples(None if max_bad < 0 else max_bad)
     columns = (TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     start = time.perf_counter()
@@ -55,6 +69,8 @@ def _load(src: Path, fmt: str | None, color: str | None, size: int | None, max_b
             bad=bad,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
+    if splits:
+        data = data.only_splits([name.strip() for name in splits.split(",")])
     return data, bad, time.perf_counter() - start
 
 
@@ -117,14 +133,15 @@ def info(
 @data_app.command()
 def pack(
     src: SrcArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
+    out: OutOpt,
     format: FormatOpt = None,
     color: ColorOpt = None,
     size: SizeOpt = None,
+    splits: SplitsOpt = None,
     max_bad_samples: MaxBadOpt = 100,
 ) -> None:
     """Decode SRC once and save it as one safetensors file (then: attnfer data info FILE)."""
-    data, bad, seconds = _load(src, format, color, size, max_bad_samples)
+    data, bad, seconds = _load(src, format, color, size, max_bad_samples, splits)
     data.save(out)
     start = time.perf_counter()
     FaceDataset.load(out)
@@ -144,10 +161,11 @@ def pack(
 def distill(
     src: SrcArg,
     teacher: Annotated[str, typer.Option(help="model.safetensors, run folder or 'default'.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The .safetensors file to write.")],
+    out: OutOpt,
     temperature: Annotated[float, typer.Option(help="Softmax temperature (> 1: softer).")] = 2.0,
     tta: Annotated[str, typer.Option(help="Teacher's test-time views: none, flip.")] = "flip",
     format: FormatOpt = None,
+    splits: SplitsOpt = None,
     max_bad_samples: MaxBadOpt = 100,
 ) -> None:
     """Pack SRC with TEACHER's class probabilities as soft labels, to train a student on them
@@ -158,7 +176,7 @@ def distill(
 
     if temperature <= 0 or tta not in ("none", "flip"):
         raise ConfigError(f"need --temperature > 0 and --tta none or flip: {temperature}, {tta}")
-    data, bad, _ = _load(src, format, None, None, max_bad_samples)
+    data, bad, _ = _load(src, format, None, None, max_bad_samples, splits)
     pre = load_pretrained(teacher)
     if pre.label_names != data.label_names:
         raise ConfigError(

@@ -56,7 +56,7 @@ def detect_format(src: str | os.PathLike) -> str:
     """The format of ``src`` (one of :data:`FORMATS`); DataError when it cannot tell."""
     src = Path(src)
     if src.is_file():
-        if src.suffix == ".safetensors":
+        if src.name.endswith((".safetensors", ".safetensors.xz")):
             return "packed"
         if src.suffix.lower() == ".csv":
             return _csv_format(src)
@@ -100,12 +100,13 @@ def load_dataset(
 ) -> FaceDataset:
     """Load any supported data set, detecting its format from ``src`` unless ``format`` is given.
 
-    Formats: a packed ``.safetensors`` file, the FER2013 / FER+ / generic image CSVs, a label
-    folder tree, CK+, JAFFE and RAF-DB. ``color`` (``gray``/``rgb``) defaults to the data set's
-    usual one (rgb for RAF-DB, gray otherwise); ``size`` resizes to a square, by default only when
-    sizes differ. Bad samples are skipped and recorded in ``bad`` (a new tracker with
-    ``max_bad_samples`` when None, whose summary is then logged as a warning). ``options`` go to
-    the reader (``frames`` for CK+, ``fer2013`` for FER+, ``aligned`` for RAF-DB, ...).
+    Formats: a packed ``.safetensors`` (or ``.safetensors.xz``) file, the FER2013 / FER+ /
+    generic image CSVs, a label folder tree, CK+, JAFFE and RAF-DB. ``color`` (``gray``/``rgb``)
+    defaults to the data set's usual one (rgb for RAF-DB, gray otherwise); ``size`` resizes to a
+    square, by default only when sizes differ. Bad samples are skipped and recorded in ``bad`` (a
+    new tracker with ``max_bad_samples`` when None, whose summary is then logged as a warning).
+    ``options`` go to the reader (``frames`` for CK+, ``fer2013`` for FER+, ``aligned`` for
+    RAF-DB, ...).
     """
     src = Path(src).expanduser()
     fmt = format or detect_format(src)

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("av")
 
+from attnfer.data.labels import BASIC7
 from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, DataError
 from attnfer.models import create_model
@@ -532,7 +533,7 @@ def test_fan_backbone_starts_from_the_shipped_default() -> None:
     from attnfer.video.train_clips import load_clip_recipe, make_clip_task
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "paper004" / "fan_emo2018.yaml"
-    task = make_clip_task(load_clip_recipe(path).recipe, num_classes=7)
+    task = make_clip_task(load_clip_recipe(path).recipe, BASIC7)
     default = load_pretrained("default")
     assert default.arch == "resnet18_cbam" and resolve("default").is_file()
     shipped = default.model.state_dict()
@@ -541,6 +542,24 @@ def test_fan_backbone_starts_from_the_shipped_default() -> None:
         assert torch.equal(own["backbone." + key], shipped[key].float()), key
     assert any(".attention." in k for k in shipped), "the default has CBAM weights"
     assert not any(".attention." in k for k in own), "which FAN's plain ResNet18 leaves out"
+
+
+def test_clip_task_continues_training_only_with_the_same_classes() -> None:
+    """``continue_training`` of a frame-wise clip model checks the file's class names."""
+    from attnfer.errors import ModelError
+    from attnfer.video.train_clips import load_clip_recipe, make_clip_task
+
+    path = (
+        Path(__file__).resolve().parents[1] / "recipes" / "paper004" / "deep_emotion_emo2018.yaml"
+    )
+    sets = ["model.name=resnet18_cbam", "model.kwargs.stem=cifar_s2", "model.weights=default"]
+    recipe = load_clip_recipe(path, [*sets, "model.weights_mode=continue_training"]).recipe
+    task = make_clip_task(recipe, BASIC7)
+    shipped = load_pretrained("default").model.state_dict()["classifier.weight"].float()
+    assert torch.equal(task.model.state_dict()["classifier.weight"], shipped)
+    swapped = (BASIC7[1], BASIC7[0], *BASIC7[2:])
+    with pytest.raises(ModelError, match="class names"):
+        make_clip_task(recipe, swapped)
 
 
 @pytest.mark.parametrize("name", ["fan_emo2018", "deep_emotion_emo2018"])

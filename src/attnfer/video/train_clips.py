@@ -252,12 +252,14 @@ def _fan_key(key: str) -> str:
     return key if key.startswith(FAN_PARTS) else "backbone." + key
 
 
-def make_clip_task(recipe: Recipe, num_classes: int) -> ClipTask:
-    """The task, with ``model.weights`` loaded (a ResNet18 file maps into FAN's backbone)."""
-    task = ClipTask(recipe, num_classes)
+def make_clip_task(recipe: Recipe, label_names: Sequence[str]) -> ClipTask:
+    """The task, with ``model.weights`` loaded (a ResNet18 file maps into FAN's backbone;
+    ``continue_training`` checks the file's class names against ``label_names``)."""
+    task = ClipTask(recipe, len(label_names))
     if recipe.model.weights:
         key_map = _fan_key if is_clip_model(task.model) else None
-        load_weights(task.model, resolve(recipe.model.weights), recipe.model.weights_mode, key_map)
+        path, mode = resolve(recipe.model.weights), recipe.model.weights_mode
+        load_weights(task.model, path, mode, key_map, class_names=label_names)
     return task
 
 
@@ -279,7 +281,7 @@ def fit_clips(
     train = data.split(cfg.train_split)
     val = data.split(cfg.val_split) if cfg.val_split in data.splits else None
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
-    task = make_clip_task(recipe, data.num_classes)
+    task = make_clip_task(recipe, data.label_names)
     dm = ClipDataModule(
         train, val, recipe.preprocess, recipe.augment, cr.clips.frames,
         recipe.trainer.batch_size, recipe.trainer.seed,

@@ -2,7 +2,8 @@
 
 On ``--threads`` threads (default 2; PyTorch, onnxruntime and OpenCV alike): crops/s of the model
 at each of ``--batches`` crops a call (default 1 and 256) with PyTorch (its default precision: bf16
-where the CPU runs it fast, for calls of 8 crops or more; fp32; bf16) and ONNX (FER2013 test crops
+where the CPU runs it fast, for calls of 8 crops or more; fp32; bf16; on a CPU without bf16
+instructions the one PyTorch row is fp32) and ONNX (FER2013 test crops
 when ``../shared/datasets`` has them,
 random faces otherwise), ms per photo for ``Recognizer.predict(path)`` (decode, detection,
 alignment, classification) on the shipped example (one face) and on six copies of it tiled into
@@ -34,6 +35,7 @@ import torch
 from PIL import Image
 
 from attnfer.faces import fit_to_input
+from attnfer.precision import bf16_is_fast
 from attnfer.recognize import Recognizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +160,11 @@ def main() -> None:
         "PyTorch bf16": Recognizer(args.model, bf16=True),
         "ONNX": Recognizer(args.model, backend="onnx"),
     }
+    if not bf16_is_fast(torch.device("cpu")):
+        print(
+            "no bf16 instructions on this CPU: PyTorch runs fp32, its fp32 and bf16 rows left out"
+        )
+        del recognizers["PyTorch bf16"], recognizers["PyTorch fp32"]
     for name, recognizer in recognizers.items():
         for batch in map(int, args.batches.split(",")):
             rate = crops_per_second(recognizer, crops, batch)

@@ -43,13 +43,13 @@ class Run:
     def __init__(
         self, name: str, recipe: str, sets: list[str], epochs: int, folder: Path, threads: int
     ):
-        self.name, self.folder = name, folder
+        self.name = name
         cmd = [sys.executable, "-m", "attnfer", "train", "--config", recipe, "--out", str(folder)]
         for item in [*sets, f"trainer.epochs={epochs}"]:
             cmd += ["--set", item]
         path = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
-        env["OMP_NUM_THREADS"] = str(threads)  # the runs share the CPU cores, never oversubscribe
+        env["OMP_NUM_THREADS"] = str(threads)  # never more threads than cores, all runs together
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         self.epoch_times: list[float] = []
         self.log = folder.with_suffix(".log")
@@ -96,21 +96,16 @@ def recipe_epochs(recipe: str, sets: list[str]) -> int:
         raise SystemExit(f"error: {exc}") from None
 
 
-def warm_up(runs, epochs: int, root: Path) -> tuple[float, float]:
+def warm_up(runs, epochs: int, root: Path, threads: int) -> tuple[float, float]:
     """Every run for ``epochs`` epochs at once; returns (seconds to the first epoch, seconds an
     epoch afterwards), the slowest run's."""
     started = time.monotonic()
-    threads = threads_per_run(len(runs))
     procs = [Run(name, r, s, epochs, root / f"warmup_{name}", threads) for name, r, s in runs]
     for proc in procs:
         proc.wait()
     first = max(p.epoch_times[0] - started for p in procs)
     per_epoch = max((p.epoch_times[-1] - p.epoch_times[0]) / (epochs - 1) for p in procs)
     return first, per_epoch
-
-
-def threads_per_run(runs: int) -> int:
-    return max(1, (os.cpu_count() or 1) // runs)
 
 
 def split_into_parts(path: Path, out: Path) -> list[Path]:
@@ -135,7 +130,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
 
-    first, per_epoch = warm_up(runs, max(args.warmup, 2), args.work)
+    threads = max(1, (os.cpu_count() or 1) // len(runs))  # the runs share the CPU cores
+    first, per_epoch = warm_up(runs, max(args.warmup, 2), args.work, threads)
     left = args.deadline - (time.monotonic() - START) - first - 30  # restart, export, margin
     budget = math.floor(left / (1.1 * per_epoch))  # 10 % for epochs slower than the warm-up's
     print(f"warm-up: {first:.0f} s to the first epoch, then {per_epoch:.2f} s an epoch", flush=True)
@@ -145,7 +141,7 @@ def main() -> None:
         if epochs < 1:
             raise SystemExit(f"no time left for {name}: {left:.0f} s, {per_epoch:.1f} s an epoch")
         print(f"{name}: {epochs} epochs", flush=True)
-        procs.append(Run(name, recipe, sets, epochs, args.work / name, threads_per_run(len(runs))))
+        procs.append(Run(name, recipe, sets, epochs, args.work / name, threads))
     for proc in procs:
         proc.wait()
 
@@ -159,10 +155,9 @@ def main() -> None:
         for part in split_into_parts(weights, args.out):
             print(f"wrote {part} ({part.stat().st_size / 1e6:.1f} MB)")
     with tarfile.open(args.out / "logs.tar.gz", "w:gz") as tar:
-        for folder in sorted(args.work.iterdir()):
-            for path in [folder, *folder.rglob("*")] if folder.is_dir() else [folder]:
-                if path.is_file() and path.suffix in {".log", ".csv", ".png", ".json"}:
-                    tar.add(path, arcname=str(path.relative_to(args.work)))
+        for path in sorted(args.work.rglob("*")):
+            if path.is_file() and path.suffix in {".log", ".csv", ".png", ".json"}:
+                tar.add(path, arcname=str(path.relative_to(args.work)))
     print(f"done in {time.monotonic() - START:.0f} s", flush=True)
 
 

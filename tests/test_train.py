@@ -292,6 +292,15 @@ def test_ema_averages_each_step_from_the_starting_weights(fer_subset, tmp_path):
     assert task.eval_model is task.ema
 
 
+def test_channels_last_recipe_makes_the_weight_average_channels_last_too(tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path, "sepconv_se")
+    recipe = load_recipe(path, ["trainer.ema_decay=0.9", "trainer.channels_last=true"])
+    task = make_task(recipe, BASIC7, None)
+    task.on_fit_start()
+    convs = [m.weight for m in task.ema.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
 def test_ema_batch_norm_statistics_are_recomputed_before_validation(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "sepconv_se")  # has batch norm
     task = make_task(load_recipe(path, ["trainer.ema_decay=0.9"]), BASIC7, None)

@@ -269,8 +269,8 @@ def make_task(recipe: Recipe, label_names: Sequence[str], weights: torch.Tensor 
     if recipe.model.weights:
         path = resolve(recipe.model.weights)
         load_weights(task.model, path, recipe.model.weights_mode, class_names=label_names)
-    if recipe.trainer.channels_last:
-        task.model.to(memory_format=torch.channels_last)
+    if recipe.trainer.channels_last:  # the whole task, so a weight average is channels-last too
+        task.to(memory_format=torch.channels_last)
     if recipe.trainer.compile:
         task.model.compile()  # in place: state_dict keys stay those of the plain model
     return task

@@ -49,7 +49,7 @@ def test_parts_join_back_into_the_file(tmp_path, monkeypatch):
 
 
 def test_trains_exports_and_packs_logs(tmp_path):
-    """The recipe the GPU runs, shrunk (width 8, no compilation) on 96 random faces."""
+    """The recipe the GPU runs, shrunk (width 16, no compilation) on 96 random faces."""
     rng = np.random.default_rng(0)
     data = FaceDataset(
         images=rng.integers(0, 256, (128, 48, 48), dtype=np.uint8),
@@ -61,7 +61,7 @@ def test_trains_exports_and_packs_logs(tmp_path):
     )
     source = data.save(tmp_path / "faces.safetensors.xz")
     out = tmp_path / "out"
-    sets = f"data.source={source} model.kwargs.width=8 trainer.compile=false trainer.epochs=3"
+    sets = f"data.source={source} model.kwargs.width=16 trainer.compile=false trainer.epochs=3"
     cmd = [sys.executable, str(TOOL), "--out", str(out), "--work", str(tmp_path / "work")]
     cmd += ["--deadline", "600", "--warmup", "2", f"soft={RECIPE} {sets} loss.soft_labels=0.5"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -74,7 +74,7 @@ def test_trains_exports_and_packs_logs(tmp_path):
     joined.write_bytes(b"".join(p.read_bytes() for p in parts))
     model = load_pretrained(joined)
     assert model.label_names == BASIC7
-    assert next(model.model.parameters()).shape[0] == 8  # the width asked for
+    assert next(model.model.parameters()).shape[0] == 16  # the width asked for
     with tarfile.open(out / "logs.tar.gz") as tar:
         names = set(tar.getnames())
     assert {"soft.log", "warmup_soft.log", "soft/logs/attempt_0/metrics.csv"} <= names

@@ -92,6 +92,17 @@ def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path):
     assert loaded.info["best_val_acc"] == pytest.approx(result.best_val_acc)
 
 
+def test_max_minutes_stops_training_early_and_keeps_a_model(fer_subset, tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", fer_subset)
+    recipe = load_recipe(path, ["trainer.epochs=50", "trainer.max_minutes=0.05"])  # 3 s
+    result = fit(recipe, tmp_path / "run", progress=False)
+    epochs = [r for r in history(result.run_dir) if r.get("train_loss")]
+    assert 1 <= len(epochs) < 50
+    assert load_pretrained(result.model_path).info["epochs"] < 50
+    with pytest.raises(ConfigError, match="max_minutes"):
+        load_recipe(path, ["trainer.max_minutes=0"])
+
+
 def test_seeded_runs_repeat(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, trainer="{epochs: 1, precision: 32-true}")
     weights = []

@@ -104,6 +104,8 @@ class TrainerConfig:
     tta: str = "flip"
     # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
     ema_decay: float = 0.0
+    # stop training after this many minutes (resumed attempts count too) and keep the best epoch
+    max_minutes: float | None = None
     # Lightning's: "auto" takes every GPU (DDP when more than one), else the CPU; devices: 2 with
     # strategy: ddp runs two CPU processes; num_nodes > 1 for multi-node DDP (launched by SLURM,
     # torchrun or the like).
@@ -114,6 +116,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.ema_decay, (int, float)) and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if isinstance(self.max_minutes, (int, float)) and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
 
 
 @dataclass

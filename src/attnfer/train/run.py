@@ -6,6 +6,7 @@ import csv
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -218,8 +219,10 @@ def run_trainer(
         callbacks.append(
             EarlyStopping("val_acc", mode="max", patience=recipe.trainer.early_stopping_patience)
         )
+    minutes = recipe.trainer.max_minutes
     trainer = L.Trainer(
         max_epochs=recipe.total_epochs,
+        max_time=timedelta(minutes=minutes) if minutes else None,
         precision=pick_precision(recipe.trainer.precision),
         devices=recipe.trainer.devices,
         strategy=recipe.trainer.strategy,

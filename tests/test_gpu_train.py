@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import tarfile
@@ -80,6 +81,8 @@ def test_trains_exports_and_packs_logs(tmp_path):
     assert {"soft.log", "warmup_soft.log", "soft/logs/attempt_0/metrics.csv"} <= names
     log = (tmp_path / "work" / "soft.log").read_text()
     assert "epoch 3/3" in log and "it/s" not in log  # epoch lines kept, progress bars left out
+    trainer = json.loads((tmp_path / "work" / "soft" / "recipe.json").read_text())["trainer"]
+    assert 0 < trainer["max_minutes"] < 10  # stops by the deadline whatever its epochs cost
 
 
 def test_a_bad_recipe_stops_the_tool_before_training(tmp_path):

@@ -9,9 +9,10 @@ Runs on the GPU machine, from the repo root, with that machine's python3 (PyTorc
 Each ``"NAME=RECIPE [key=value ...]"`` is one ``attnfer train`` process; all run at once, as one
 small model leaves most of the GPU idle. First a warm-up of every run (``--warmup`` epochs,
 compilation included) times an epoch under that shared load; then the real runs get as many
-epochs as end before ``--deadline`` seconds from the start (at most the recipe's own), and
-leave in ``--out``: each run's fp16 weights in parts of 15 MiB (the device tool returns files of
-at most 16: ``cat NAME.safetensors.part* > NAME.safetensors``) and ``logs.tar.gz`` (every
+epochs as end before ``--deadline`` seconds from the start (at most the recipe's own), stop
+at that time if their epochs run slower (keeping the best epoch so far), and leave in
+``--out``: each run's fp16 weights in parts of 15 MiB (the device tool returns files of at
+most 16: ``cat NAME.safetensors.part* > NAME.safetensors``) and ``logs.tar.gz`` (every
 attempt's log, metrics, curves and recipe). Needs only the standard library besides attnfer,
 which it imports from this checkout's ``src/``.
 """
@@ -141,7 +142,8 @@ def main() -> None:
         if epochs < 1:
             raise SystemExit(f"no time left for {name}: {left:.0f} s, {per_epoch:.1f} s an epoch")
         print(f"{name}: {epochs} epochs", flush=True)
-        procs.append(Run(name, recipe, sets, epochs, args.work / name, threads))
+        guard = [*sets, f"trainer.max_minutes={left / 60:.2f}"]  # a slow epoch cannot cost it all
+        procs.append(Run(name, recipe, guard, epochs, args.work / name, threads))
     for proc in procs:
         proc.wait()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from attnfer.data.readers import load_dataset
 from attnfer.data.transforms import Augment, Preprocess
 from attnfer.errors import ConfigError
 from attnfer.pretrained import load_pretrained
+from attnfer.train.callbacks import format_duration
 from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule
@@ -72,9 +74,12 @@ def train_command(recipe: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "attnfer", "train", "-c", str(recipe), "--out", str(run_dir)]
 
 
-def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path):
+def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, caplog):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=4"])
-    result = fit(recipe, tmp_path / "run", progress=False)
+    with caplog.at_level(logging.INFO, logger="attnfer.train"):
+        result = fit(recipe, tmp_path / "run", progress=False)
+    epoch_lines = [r.message for r in caplog.records if r.message.startswith("epoch ")]
+    assert len(epoch_lines) == 4 and epoch_lines[-1].endswith(", 0 s left")
     for name in ("model.safetensors", "last.ckpt", "best.ckpt", "curves.png", "eval_test.json",
                  "eval_test.md", "eval_test.png"):  # fmt: skip
         assert (result.run_dir / name).is_file(), name
@@ -101,6 +106,13 @@ def test_max_minutes_stops_training_early_and_keeps_a_model(fer_subset, tmp_path
     assert load_pretrained(result.model_path).info["epochs"] < 50
     with pytest.raises(ConfigError, match="max_minutes"):
         load_recipe(path, ["trainer.max_minutes=0"])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(42.4, "42 s"), (61, "1 min"), (1019, "17 min"), (7500, "2 h 05 min")]
+)
+def test_durations_read_as_a_person_says_them(seconds, text):
+    assert format_duration(seconds) == text
 
 
 def test_seeded_runs_repeat(fer_subset, tmp_path):

@@ -1,4 +1,4 @@
-"""Small Lightning pieces: atomic checkpoint files and staged unfreezing (paper 000)."""
+"""Small Lightning pieces: atomic checkpoint files, staged unfreezing (paper 000), epoch lines."""
 
 from __future__ import annotations
 
@@ -63,17 +63,32 @@ class StagedUnfreeze(L.Callback):
 
 
 class EpochSummary(L.Callback):
-    """One log line per epoch (losses, accuracies, images/s), readable in a log file too."""
+    """One log line per epoch (losses, accuracies, images/s, time left), readable in a log file
+    too. The time left is the epochs to go times this attempt's mean epoch."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._durations: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._start
+        self._durations.append(seconds)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         images = trainer.num_training_batches * trainer.datamodule.batch_size
-        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        done = trainer.current_epoch + 1
+        parts = [f"epoch {done}/{trainer.max_epochs}"]
         names = ("train_loss", "train_acc", "val_loss", "val_acc")
         parts += [f"{k} {metrics[k]:.4f}" for k in names if k in metrics]
-        parts.append(f"{images / seconds:.0f} img/s, {seconds:.0f} s")
+        left = (trainer.max_epochs - done) * sum(self._durations) / len(self._durations)
+        parts.append(f"{images / seconds:.0f} img/s, {seconds:.0f} s, {format_duration(left)} left")
         log.info("  ".join(parts))
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s``, ``17 min``, ``2 h 05 min``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attnfer.train.evaluate import report_over_known_classes
 from attnfer.train.metrics import (
     accuracy,
     as_predictions,
@@ -15,9 +16,10 @@ from attnfer.train.metrics import (
     macro_f1,
     normalize_rows,
     per_class_scores,
+    report_from_confusion,
     report_markdown,
 )
-from attnfer.train.plots import plot_confusion, plot_curves
+from attnfer.train.plots import plot_confusion, plot_curves, plot_folds
 
 NAMES = ["angry", "happy", "sad"]
 # Confusion matrix (rows true, columns predicted):
@@ -100,6 +102,25 @@ def test_evaluation_report_and_markdown():
     assert "| happy | 50.00 | 100.00 | 66.67 | 2 |" in md
 
 
+def test_summed_confusion_matrices_give_the_pooled_report():
+    halves = [confusion_matrix(Y_TRUE[i::2], Y_PRED[i::2], 3) for i in (0, 1)]
+    pooled = report_from_confusion(halves[0] + halves[1], NAMES)
+    assert pooled == evaluation_report(Y_TRUE, Y_PRED, NAMES)
+
+
+def test_a_split_without_a_class_is_scored_over_its_data_sets_classes():
+    """CK+ (no neutral, index 2 here) in a fold whose test faces hold no contempt (index 3)."""
+    names = ("angry", "happy", "neutral", "contempt")
+    probs = np.array([[0.5, 0.1, 0.9, 0.4], [0.1, 0.2, 0.0, 0.7], [0.1, 0.8, 0.0, 0.1]])
+    labels = np.array([0, 1, 1])
+    report = report_over_known_classes(probs, labels, (0, 1, 3), names)
+    assert report["label_names"] == ["angry", "happy", "contempt"]  # neutral left out
+    assert report["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]  # contempt chosen
+    assert report["accuracy"] == pytest.approx(2 / 3)
+    only_present = report_over_known_classes(probs, labels, (0, 1), names)
+    assert only_present["accuracy"] == 1.0  # what choosing among the split's classes gave
+
+
 def _assert_png(path, min_size=(200, 200)):
     with Image.open(path) as image:
         assert image.format == "PNG"
@@ -114,6 +135,12 @@ def test_plot_confusion_png(tmp_path):
     path = plot_confusion(report, tmp_path / "out" / "cm.png")
     assert path == tmp_path / "out" / "cm.png"
     _assert_png(path)
+
+
+def test_plot_folds_png(tmp_path):
+    path = plot_folds([0.9, 0.8, 1.0], tmp_path / "cv.png", [0.92, 0.78, 1.0], "flip")
+    _assert_png(path)
+    _assert_png(plot_folds([0.9, 0.8], tmp_path / "plain.png"))
 
 
 def test_plot_curves_from_rows_and_lightning_csv(tmp_path):

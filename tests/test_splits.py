@@ -99,6 +99,14 @@ def test_subject_folds_keep_each_subject_in_one_fold():
         subject_folds(subjects[: counts[:10].sum()], k=11)
 
 
+def test_splits_and_subsets_keep_their_data_sets_classes():
+    data = with_splits(make_data([0, 1, 3, 5, 5]), {"train": np.arange(3), "test": np.arange(3, 5)})
+    assert data.classes == (0, 1, 3, 5)  # no disgust's index 2, no neutral's 6
+    assert data.split("test").classes == data.classes  # its faces are all surprise
+    assert data.subset([4]).classes == data.classes
+    assert make_data([5, 0], None).classes == (0, 5)
+
+
 def test_fold_splits_and_subject_kfold_split():
     folds = [np.array([0, 1]), np.array([2]), np.array([3, 4])]
     splits = fold_splits(folds, test_fold=1, val_fold=2)

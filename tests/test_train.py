@@ -254,13 +254,24 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     assert summary["accuracies"] == [json.loads(r.read_text())["accuracy"] for r in reports]
     flips = [json.loads((fold / "eval_test_flip.json").read_text())["accuracy"] for fold in folds]
     assert summary["tta"] == "flip" and summary["tta_accuracies"] == flips
+    pooled = json.loads((tmp_path / "runs" / "ck_cv" / "cv_test.json").read_text())
+    fold_reports = [json.loads(r.read_text()) for r in reports]
+    assert pooled["num_samples"] == sum(r["num_samples"] for r in fold_reports) == 7 * 24
+    summed = np.add(*[np.asarray(r["confusion_matrix"]) for r in fold_reports])
+    assert pooled["confusion_matrix"] == summed.tolist()
+    assert (tmp_path / "runs" / "ck_cv" / "cv.png").is_file()
+
     (folds[1] / "eval_test_flip.json").unlink()  # as a fold trained before runs wrote one
+    stale = dict(fold_reports[0], label_names=fold_reports[0]["label_names"][:-1])
+    reports[0].write_text(json.dumps(stale))  # as scored over its test faces' classes alone
     stamps = [r.stat().st_mtime_ns for r in reports]
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0, again.output
-    assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished folds are reused
+    assert reports[1].stat().st_mtime_ns == stamps[1]  # finished folds are reused
+    assert json.loads(reports[0].read_text()) == fold_reports[0]  # the stale one scored again
     summary = json.loads((tmp_path / "runs" / "ck_cv" / "cv.json").read_text())
     assert summary["tta_accuracies"] == pytest.approx(flips)  # evaluated again from the model
+    stamps = [r.stat().st_mtime_ns for r in reports]
     longer = CliRunner().invoke(app, [*args, "--set", "trainer.epochs=2"], terminal_width=200)
     assert isinstance(longer.exception, ConfigError)
     assert "trainer.epochs: 1 -> 2" in str(longer.exception)

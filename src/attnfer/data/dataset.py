@@ -12,6 +12,7 @@ import json
 import lzma
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,20 @@ from ..errors import DataError
 from .labels import CANONICAL
 
 
+def class_set(labels: np.ndarray, classes: Sequence[int] | None) -> tuple[int, ...]:
+    """``classes`` as sorted ints, or the set of ``labels`` when None."""
+    return tuple(sorted(int(c) for c in (np.unique(labels) if classes is None else classes)))
+
+
 @dataclass
 class FaceDataset:
     """Face images with labels, optional subjects and soft labels, and named splits.
 
     ``splits`` maps a split name (``train``, ``val``, ``test``, ...) to sorted row indices.
     ``label_names`` are the classes a model trained on this data predicts: ``CANONICAL[:7]`` or
-    all eight when contempt occurs.
+    all eight when contempt occurs. ``classes`` are the label indices the data set has (CK+: no
+    neutral), its labels' set unless given; splits and subsets keep their data set's, so a test
+    split that lacks a class is still scored over every class of its data set.
     """
 
     images: np.ndarray
@@ -39,11 +47,13 @@ class FaceDataset:
     subjects: np.ndarray | None = None
     soft_labels: np.ndarray | None = None
     name: str = ""
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.images = np.ascontiguousarray(self.images, dtype=np.uint8)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.label_names = tuple(self.label_names)
+        self.classes = class_set(self.labels, self.classes)
         if self.images.ndim not in (3, 4) or len(self.images) != len(self.labels):
             raise DataError(
                 f"{self.name or 'dataset'}: images {self.images.shape} do not match "
@@ -80,6 +90,7 @@ class FaceDataset:
             subjects=None if self.subjects is None else self.subjects[idx],
             soft_labels=None if self.soft_labels is None else self.soft_labels[idx],
             name=name or self.name,
+            classes=self.classes,
         )
 
     def split(self, name: str) -> FaceDataset:

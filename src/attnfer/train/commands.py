@@ -140,7 +140,11 @@ def cv(
     """Subject-independent k-fold cross-validation (CK+, JAFFE): mean and std of accuracy.
 
     Each fold is the test set once; the model is the last epoch's, or with ``--inner-val`` the
-    epoch best on the following fold, which then does not train."""
+    epoch best on the following fold, which then does not train. Writes cv.json, cv.png (per
+    fold) and cv_test.json/.md/.png (the confusion matrix over every fold's test faces)."""
+    from .evaluate import write_report
+    from .metrics import report_from_confusion
+    from .plots import plot_folds
     from .run import prepare_cv_folds
 
     recipe = load_recipe(config, overrides)
@@ -150,13 +154,16 @@ def cv(
     )
     run_dir = _run_dir(recipe, out)
     tta = recipe.trainer.tta
-    plain, with_tta = [], []
+    reports, plain, with_tta = [], [], []
     for k, fold_data in enumerate(prepare_cv_folds(recipe, folds, inner_val)):
         fold_dir = run_dir / f"fold_{k:02d}"
-        plain.append(_finished_or_fit(recipe, fold_dir, fold_data)["accuracy"])
+        _finished_or_fit(recipe, fold_dir, fold_data)
+        test = fold_data.split("test")
+        reports.append(_fold_report(fold_dir, test, "none"))
+        plain.append(reports[-1]["accuracy"])
         line = f"fold {k + 1}/{folds}: {100 * plain[-1]:.2f}%"
         if tta != "none":
-            with_tta.append(_tta_report(fold_dir, fold_data.split("test"), tta)["accuracy"])
+            with_tta.append(_fold_report(fold_dir, test, tta)["accuracy"])
             line += f" ({tta} TTA {100 * with_tta[-1]:.2f}%)"
         console.print(line)
     summary = {"folds": folds, "inner_val": inner_val, "accuracies": plain,
@@ -167,21 +174,29 @@ def cv(
                        tta_std=float(np.std(with_tta)))  # fmt: skip
         line += f"; {tta} TTA {_mean_std(with_tta)}"
     (run_dir / "cv.json").write_text(json.dumps(summary, indent=2))
+    plot_folds(plain, run_dir / "cv.png", with_tta, tta)
+    pooled = sum(np.asarray(r["confusion_matrix"]) for r in reports)
+    write_report(report_from_confusion(pooled, reports[0]["label_names"]), run_dir / "cv_test")
     console.print(line)
+    console.print(f"wrote {run_dir / 'cv.png'} (per fold), {run_dir / 'cv_test.md'} (all folds)")
 
 
 def _mean_std(accuracies: list[float]) -> str:
     return f"{100 * np.mean(accuracies):.2f} ± {100 * np.std(accuracies):.2f}%"
 
 
-def _tta_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
-    """A finished fold's test report with ``tta``; evaluated from its model.safetensors (and
-    written) when the fold was trained before runs wrote one."""
+def _fold_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
+    """A finished fold's test report with ``tta`` ("none" for the plain one). Evaluated from its
+    model.safetensors (and written) when there is none (trained before runs wrote TTA reports)
+    or when it was scored over other classes than its data set's (written before 2026-12-02,
+    when the classes of a fold's test faces were the choices)."""
     from ..pretrained import load_pretrained
     from .evaluate import evaluate_model, report_stem, write_report
 
     stem = report_stem(fold_dir, "test", tta)
-    if not stem.with_suffix(".json").exists():
+    path = stem.with_suffix(".json")
+    names = [test.label_names[c] for c in test.classes]
+    if not path.exists() or json.loads(path.read_text())["label_names"] != names:
         pre = load_pretrained(fold_dir / "model.safetensors")
         write_report(evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta), stem)
     return json.loads(stem.with_suffix(".json").read_text())

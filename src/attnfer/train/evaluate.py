@@ -54,16 +54,11 @@ def evaluate_model(
     """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of ``model`` on ``data``.
 
     Labels are canonical indices on both sides. Samples whose label the model does not know
-    (contempt for a seven-class model) are left out, and predictions are restricted to the
-    classes the data has (a FER2013 model on CK+48, which has no neutral, chooses among six).
+    (contempt for a seven-class model) are left out (see :func:`report_over_known_classes`).
     """
     known = data.labels < len(label_names)
-    present = np.unique(data.labels[known])
     probs = predict_proba(model, preprocess, data.images[known], tta, bf16=bf16)
-    probs = probs[:, present]
-    probs = probs / probs.sum(1, keepdims=True)
-    y_true = np.searchsorted(present, data.labels[known])
-    report = evaluation_report(y_true, probs, [label_names[i] for i in present])
+    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names)
     report.update(
         data=data.name,
         tta=tta,
@@ -72,6 +67,20 @@ def evaluate_model(
         excluded_unknown_labels=int((~known).sum()),
     )
     return report
+
+
+def report_over_known_classes(
+    probs: np.ndarray, labels: np.ndarray, classes: tuple[int, ...], label_names: tuple[str, ...]
+) -> dict:
+    """The evaluation report of ``probs`` (over the model's ``label_names``) against ``labels``,
+    predictions restricted to the data set's ``classes`` that the model knows: a FER2013 model
+    on CK+48, which has no neutral, chooses among six. The data set's classes, not the split's:
+    a CK+ fold whose test faces hold no contempt still lets the model answer contempt."""
+    present = np.array([c for c in classes if c < len(label_names)], dtype=np.int64)
+    probs = probs[:, present]
+    probs = probs / probs.sum(1, keepdims=True)
+    y_true = np.searchsorted(present, labels)
+    return evaluation_report(y_true, probs, [label_names[i] for i in present])
 
 
 def report_stem(run_dir: Path, split: str, tta: str = "none") -> Path:

@@ -85,11 +85,18 @@ def evaluation_report(
     classes present), ``label_names``, ``per_class`` (name -> precision, recall, f1, support),
     ``confusion_matrix`` (counts) and ``confusion_matrix_normalized`` (rows sum to 1).
     """
-    names = [str(n) for n in label_names]
     scores = np.asarray(y_prob)
-    if scores.ndim == 2 and scores.shape[1] != len(names):
-        raise ValueError(f"{scores.shape[1]} score columns but {len(names)} label names")
-    cm = confusion_matrix(y_true, scores, len(names))
+    k = len(label_names)
+    if scores.ndim == 2 and scores.shape[1] != k:
+        raise ValueError(f"{scores.shape[1]} score columns but {k} label names")
+    return report_from_confusion(confusion_matrix(y_true, scores, k), label_names)
+
+
+def report_from_confusion(cm: np.ndarray, label_names: Sequence[str]) -> dict[str, Any]:
+    """The ``evaluation_report`` of a confusion matrix of counts (rows true, columns predicted):
+    the sum of several test sets' matrices gives their pooled report (k-fold CV)."""
+    names = [str(n) for n in label_names]
+    cm = np.asarray(cm, dtype=np.int64)
     if cm.sum() == 0:
         raise ValueError("evaluation_report needs at least one sample")
     per_class = per_class_scores(cm)

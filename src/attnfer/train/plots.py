@@ -6,7 +6,7 @@ import csv
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,37 @@ def plot_confusion(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
         f"Confusion matrix (%), accuracy {100 * report['accuracy']:.2f} % "
         f"(n = {report['num_samples']})"
     )
+    return _save_png(fig, path)
+
+
+def plot_folds(
+    accuracies: Sequence[float],
+    path: str | os.PathLike,
+    tta_accuracies: Sequence[float] = (),
+    tta: str = "",
+) -> Path:
+    """Test accuracy per fold of a k-fold CV as bars (beside them, with ``tta``), the mean as a
+    line: how much one fold moves the mean shows at a glance."""
+    k = len(accuracies)
+    fig = Figure(figsize=(max(5.0, 0.6 * k + 2.0), 3.5), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.4 if tta_accuracies else 0.8
+    series = [("plain", accuracies, "tab:blue")]
+    if tta_accuracies:
+        series.append((f"{tta} TTA", tta_accuracies, "tab:orange"))
+    for i, (label, values, color) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        mean = 100 * sum(values) / len(values)
+        xs = [x + offset for x in range(1, k + 1)]
+        ax.bar(xs, [100 * v for v in values], width, color=color, label=f"{label}, mean {mean:.2f}")
+        ax.axhline(mean, color=color, linestyle="--", linewidth=1)
+    ax.set_xticks(range(1, k + 1))
+    ax.set_xlabel("fold")
+    ax.set_ylabel("test accuracy (%)")
+    low = 100 * min(min(accuracies), min(tta_accuracies, default=1.0))
+    ax.set_ylim(max(0.0, low - 10), 100)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{k}-fold cross-validation")
     return _save_png(fig, path)
 
 

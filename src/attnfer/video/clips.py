@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.dataset import class_set
 from ..data.decode import BadSamples, Decoder
 from ..data.labels import CANONICAL, label_names_for
 from ..data.readers._common import ordered_splits
@@ -44,7 +45,8 @@ class ClipDataset:
 
     ``frames`` holds every clip's frames back to back (N x H x W gray or N x H x W x 3 uint8);
     clip ``i`` is ``frames[offsets[i] : offsets[i] + lengths[i]]``. ``splits`` maps split
-    names to clip indices; labels index :data:`attnfer.data.labels.CANONICAL`.
+    names to clip indices; labels index :data:`attnfer.data.labels.CANONICAL`; ``classes`` are
+    the labels the data set has, kept by its splits (as :class:`attnfer.data.dataset.FaceDataset`).
     """
 
     frames: np.ndarray
@@ -55,12 +57,14 @@ class ClipDataset:
     names: np.ndarray | None = None
     splits: dict[str, np.ndarray] = field(default_factory=dict)
     name: str = ""
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         self.frames = np.ascontiguousarray(self.frames, dtype=np.uint8)
         self.lengths = np.asarray(self.lengths, dtype=np.int64)
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.label_names = tuple(self.label_names)
+        self.classes = class_set(self.labels, self.classes)
         if len(self.lengths) != len(self.labels) or self.lengths.sum() != len(self.frames):
             raise DataError(
                 f"{self.name or 'clips'}: {len(self.labels)} labels, {len(self.lengths)} clips "
@@ -100,6 +104,7 @@ class ClipDataset:
             None if self.subjects is None else self.subjects[idx],
             None if self.names is None else self.names[idx],
             name=name or self.name,
+            classes=self.classes,
         )
 
     def split(self, name: str) -> ClipDataset:

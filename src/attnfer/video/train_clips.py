@@ -44,8 +44,7 @@ from ..errors import ConfigError, DataError
 from ..models import load_weights
 from ..pretrained import resolve
 from ..train.config import Recipe, read_recipe_file, recipe_from_dict
-from ..train.evaluate import write_report
-from ..train.metrics import evaluation_report
+from ..train.evaluate import report_over_known_classes, write_report
 from ..train.run import RunResult, run_trainer, save_run, subject_fraction_splits
 from ..train.task import FERTask
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
@@ -328,19 +327,14 @@ def evaluate_clips(
     """Accuracy, per-class scores and confusion matrix of ``model`` on clips.
 
     As :func:`attnfer.train.evaluate.evaluate_model`: clips whose label the model does not know
-    are left out, and predictions are restricted to the classes the data has.
+    are left out, and predictions are restricted to the classes the data set has.
     """
     clips = clips or ClipConfig()
     known = data.labels < len(label_names)
     if not known.any():
         raise DataError(f"{data.name}: no clip has a label the model knows")
-    present = np.unique(data.labels[known])
     probs = predict_clips(model, preprocess, data.subset(np.flatnonzero(known)), clips)
-    probs = probs[:, present]
-    probs = probs / probs.sum(1, keepdims=True)
-    report = evaluation_report(
-        np.searchsorted(present, data.labels[known]), probs, [label_names[i] for i in present]
-    )
+    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names)
     report.update(
         data=data.name,
         aggregation=clips.aggregation or ("attention" if is_clip_model(model) else "decision"),

@@ -142,7 +142,7 @@ def main() -> None:
         if epochs < 1:
             raise SystemExit(f"no time left for {name}: {left:.0f} s, {per_epoch:.1f} s an epoch")
         print(f"{name}: {epochs} epochs", flush=True)
-        guard = [*sets, f"trainer.max_minutes={left / 60:.2f}"]  # a slow epoch cannot cost it all
+        guard = [*sets, f"trainer.max_minutes={left / 60:.4g}"]  # a slow epoch cannot cost it all
         procs.append(Run(name, recipe, guard, epochs, args.work / name, threads))
     for proc in procs:
         proc.wait()

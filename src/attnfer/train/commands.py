@@ -196,10 +196,12 @@ def _fold_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
     stem = report_stem(fold_dir, "test", tta)
     path = stem.with_suffix(".json")
     names = [test.label_names[c] for c in test.classes]
-    if not path.exists() or json.loads(path.read_text())["label_names"] != names:
-        pre = load_pretrained(fold_dir / "model.safetensors")
-        write_report(evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta), stem)
-    return json.loads(stem.with_suffix(".json").read_text())
+    if path.exists() and (report := json.loads(path.read_text()))["label_names"] == names:
+        return report
+    pre = load_pretrained(fold_dir / "model.safetensors")
+    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta)
+    write_report(report, stem)
+    return report
 
 
 def compare(

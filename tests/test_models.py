@@ -23,6 +23,7 @@ from attnfer.models import (
 from attnfer.models.attention import ATTENTION_MODULES
 from attnfer.models.weights import TORCHVISION_RESNET, VGGFACE
 from attnfer.pretrained import save_pretrained
+from attnfer.train.memory_format import unsafe_convs
 
 FER_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "fer2013" / "train"
 REQUIRED = {
@@ -98,6 +99,13 @@ def test_gray_48x48_forward_and_features(name: str) -> None:
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()
     torch.testing.assert_close(model.classifier(model.forward_features(x)), logits)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_channels_last_even_without_avx512(name: str) -> None:
+    # No strided 1x1 conv with < 8 input channels (oneDNN issue 6035), gray or RGB input.
+    for in_chans in (1, 3):
+        assert unsafe_convs(create_model(name, in_chans=in_chans)) == []
 
 
 @pytest.mark.parametrize("name", ["resnet18_cbam", "vgg16_cbam", "deep_emotion"])

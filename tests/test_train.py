@@ -31,6 +31,7 @@ from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule
 from attnfer.train.evaluate import evaluate_model, predict_proba
+from attnfer.train.memory_format import unsafe_convs
 from attnfer.train.run import fit, history, make_task
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -333,6 +334,22 @@ def test_channels_last_recipe_makes_the_weight_average_channels_last_too(tmp_pat
     task.on_fit_start()
     convs = [m.weight for m in task.ema.modules() if isinstance(m, torch.nn.Conv2d)]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+
+
+@pytest.mark.parametrize("avx512", [True, False])
+def test_narrow_resnets_train_contiguous_on_cpus_without_avx512(tmp_path, monkeypatch, avx512):
+    # oneDNN issue 6035: AVX2 kernels mistrain strided 1x1 convs with < 8 input channels
+    # channels-last. Width 4 has one (layer2's shortcut); width 8 and every recipe model do not.
+    flags = frozenset({"avx2", "avx512f"} if avx512 else {"avx2"})
+    monkeypatch.setattr("attnfer.train.memory_format.cpu_flags", lambda: flags)
+    path = write_recipe(tmp_path / "r.yaml", tmp_path, "resnet18")
+    narrow, wide = (
+        make_task(load_recipe(path, [f"model.kwargs={{width: {w}}}"]), BASIC7, None) for w in (4, 8)
+    )
+    assert unsafe_convs(narrow.model) == ["layer2.0.downsample.0"] and not unsafe_convs(wide.model)
+    assert wide.channels_last and narrow.channels_last is avx512
+    conv = narrow.model.layer1[0].conv1.weight  # 4 x 4 x 3 x 3: the layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) is avx512
 
 
 def test_ema_batch_norm_statistics_are_recomputed_before_validation(fer_subset, tmp_path):

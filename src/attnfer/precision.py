@@ -18,13 +18,20 @@ BF16_MIN_BATCH = 8
 
 
 @functools.cache
-def cpu_has_bf16() -> bool:
-    """True when this CPU has bf16 instructions (Linux: read from /proc/cpuinfo)."""
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (Linux: read from /proc/cpuinfo; elsewhere none)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+    return frozenset(
+        flag for line in lines if line.startswith("flags") for flag in line.split(":", 1)[1].split()
+    )
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU has bf16 instructions."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def bf16_is_fast(device: torch.device) -> bool:

@@ -129,7 +129,7 @@ def fit(
     task = make_task(recipe, data.label_names, weights)
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
-        recipe.trainer.channels_last, recipe.trainer.seed, soft_labels=soft,
+        task.channels_last, recipe.trainer.seed, soft_labels=soft,
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
@@ -272,7 +272,7 @@ def make_task(recipe: Recipe, label_names: Sequence[str], weights: torch.Tensor 
     if recipe.model.weights:
         path = resolve(recipe.model.weights)
         load_weights(task.model, path, recipe.model.weights_mode, class_names=label_names)
-    if recipe.trainer.channels_last:  # the whole task, so a weight average is channels-last too
+    if task.channels_last:  # the whole task, so a weight average is channels-last too
         task.to(memory_format=torch.channels_last)
     if recipe.trainer.compile:
         task.model.compile()  # in place: state_dict keys stay those of the plain model

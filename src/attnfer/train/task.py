@@ -16,6 +16,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
 from ..models import create_model
 from .config import Recipe
 from .losses import CenterLoss, CrossEntropy, IslandLoss, WeightNormPenalty
+from .memory_format import channels_last_is_safe
 
 
 class FERTask(L.LightningModule):
@@ -24,7 +25,10 @@ class FERTask(L.LightningModule):
     With ``trainer.ema_decay`` > 0 it also keeps an exponential moving average of the model's
     weights (updated every step, started from the weights training begins with), whose
     batch-norm statistics are recomputed on the last 16 training batches before each validation;
-    validation, the best-epoch choice and the saved model then use the average."""
+    validation, the best-epoch choice and the saved model then use the average.
+
+    ``channels_last``: whether it trains channels-last, as the recipe asks where that is safe
+    (:mod:`attnfer.train.memory_format`)."""
 
     def __init__(self, recipe: Recipe, num_classes: int, class_weights: torch.Tensor | None = None):
         super().__init__()
@@ -37,6 +41,7 @@ class FERTask(L.LightningModule):
             input_size=(recipe.preprocess.size, recipe.preprocess.size),
             **recipe.model.kwargs,
         )
+        self.channels_last = recipe.trainer.channels_last and channels_last_is_safe(self.model)
         self.classification_loss = CrossEntropy(class_weights, cfg.label_smoothing)
         self.feature_loss: nn.Module | None = None
         if cfg.feature_loss == "center":

@@ -6,8 +6,6 @@ contempt (CK+ only) appended so that seven-class data never has a gap.
 
 from __future__ import annotations
 
-from ..errors import DataError
-
 CANONICAL: tuple[str, ...] = (
     "angry",
     "disgust",
@@ -55,14 +53,6 @@ FERPLUS_COLUMNS: tuple[str, ...] = (
 def canonical_name(name: str) -> str | None:
     """The canonical label for a spelling such as ``Happiness`` or ``AN``, or None."""
     return ALIASES.get(name.strip().lower())
-
-
-def label_index(name: str) -> int:
-    """Index in ``CANONICAL`` of a label spelled any known way; raises DataError otherwise."""
-    canon = canonical_name(name)
-    if canon is None:
-        raise DataError(f"unknown expression label {name!r}; known: {', '.join(CANONICAL)}")
-    return CANONICAL.index(canon)
 
 
 def index_map(codes: dict[int, str]) -> dict[int, int]:

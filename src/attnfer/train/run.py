@@ -19,9 +19,9 @@ from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..data.splits import (
     deep_emotion_jaffe_split,
-    fold_splits,
     stratified_split,
     subject_folds,
+    subject_kfold_split,
     with_splits,
 )
 from ..errors import ConfigError
@@ -97,11 +97,9 @@ def prepare_cv_folds(recipe: Recipe, k: int, inner_val: bool = False):
     data = load_dataset(
         recipe.data.source, format=recipe.data.format, max_bad_samples=recipe.data.max_bad_samples
     )
-    if data.subjects is None:
-        raise ConfigError(f"{recipe.path}: {recipe.data.source} has no subject ids for k-fold")
-    folds = subject_folds(data.subjects, k, recipe.trainer.seed)
     for i in range(k):
-        yield with_splits(data, fold_splits(folds, i, (i + 1) % k if inner_val else None))
+        val_fold = (i + 1) % k if inner_val else None
+        yield subject_kfold_split(data, k, i, recipe.trainer.seed, val_fold)
 
 
 def fit(

@@ -3,9 +3,8 @@
 oneDNN's AVX2 kernel for the weight gradient of a strided 1 x 1 convolution on channels-last
 input with fewer than 8 input channels writes past its buffer (oneDNN issue 6035; torch 2.13.0):
 wrong gradients, a hang or a crash, with no error. CPUs with AVX-512 take another kernel (not
-checked for the bug; trusted). Such a
-convolution appears in a ResNet below width 8 (its first strided shortcut); those train
-contiguous on a CPU without AVX-512.
+checked for the bug; trusted). Such a convolution appears in a ResNet below width 8 (its first
+strided shortcut); those train contiguous on a CPU without AVX-512.
 """
 
 from __future__ import annotations

@@ -161,6 +161,10 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     assert not (run_dir / "model.safetensors").exists(), "the run finished before it was killed"
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "training on cpu, precision 32-true, 52 batches an epoch" in output
+    for chatter in ("GPU available", "litlogger", "Checkpoint directory", "LeafSpec"):
+        assert chatter not in output, f"Lightning's {chatter!r} line is back"
     epochs = {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")}
     assert epochs == {0, 1, 2, 3}
     assert load_pretrained(run_dir).info["epochs"] == 4

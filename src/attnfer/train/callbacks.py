@@ -68,6 +68,10 @@ class EpochSummary(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._durations: list[float] = []
+        log.info(
+            "training on %s, precision %s, %d batches an epoch",
+            pl_module.device, trainer.precision, trainer.num_training_batches,
+        )  # fmt: skip
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import logging
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -218,25 +221,26 @@ def run_trainer(
             EarlyStopping("val_acc", mode="max", patience=recipe.trainer.early_stopping_patience)
         )
     minutes = recipe.trainer.max_minutes
-    trainer = L.Trainer(
-        max_epochs=recipe.total_epochs,
-        max_time=timedelta(minutes=minutes) if minutes else None,
-        precision=pick_precision(recipe.trainer.precision),
-        devices=recipe.trainer.devices,
-        strategy=recipe.trainer.strategy,
-        num_nodes=recipe.trainer.num_nodes,
-        callbacks=callbacks,
-        logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
-        plugins=[AtomicCheckpointIO()],
-        check_val_every_n_epoch=recipe.trainer.val_every,
-        num_sanity_val_steps=0,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        default_root_dir=run_dir,
-    )
-    last = run_dir / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=recipe.total_epochs,
+            max_time=timedelta(minutes=minutes) if minutes else None,
+            precision=pick_precision(recipe.trainer.precision),
+            devices=recipe.trainer.devices,
+            strategy=recipe.trainer.strategy,
+            num_nodes=recipe.trainer.num_nodes,
+            callbacks=callbacks,
+            logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
+            plugins=[AtomicCheckpointIO()],
+            check_val_every_n_epoch=recipe.trainer.val_every,
+            num_sanity_val_steps=0,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            default_root_dir=run_dir,
+        )
+        last = run_dir / "last.ckpt"
+        ckpt_path = str(last) if resume and last.exists() else None
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     if not trainer.is_global_zero:
         raise SystemExit(0)  # other DDP processes stop here: the first saves and evaluates
     best_path = checkpoint.best_model_path or str(last)
@@ -245,6 +249,32 @@ def run_trainer(
     model = task.eval_model.float().eval().to(memory_format=torch.contiguous_format)
     best_val = float(checkpoint.best_model_score) if checkpoint.best_model_score else None
     return model, best_val, trainer.current_epoch
+
+
+# Lightning warnings that do not apply to how runs drive it: the run folder holds recipe.json
+# and logs before the first checkpoint, metrics are logged per epoch, and one deprecation is
+# Lightning's own.
+IGNORED_WARNINGS = (
+    r"Checkpoint directory .* exists and is not empty",
+    r"The number of training batches .* is smaller than the logging interval",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's start-up chatter (accelerators found, a logger advert, why fit stopped)
+    and :data:`IGNORED_WARNINGS`; its real warnings and errors still show."""
+    chatter = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = chatter.level
+    chatter.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in IGNORED_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        chatter.setLevel(level)
 
 
 def _attempt(run_dir: Path) -> int:

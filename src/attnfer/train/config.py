@@ -50,8 +50,6 @@ class LossConfig:
     feature_lambda: float = 0.5
     island_lambda1: float = 10.0
     center_lr: float = 0.5
-    # feature_lambda rises linearly from 0 over this many epochs (0: full weight from the start)
-    feature_warmup_epochs: float = 0.0
     # L2 norm of the last two FC layers' weights (paper 001)
     weight_norm_lambda: float = 0.0
     # weight w of the data's soft labels (FER+ votes, or a teacher's probabilities written by
@@ -61,9 +59,6 @@ class LossConfig:
     def __post_init__(self) -> None:
         if isinstance(self.soft_labels, (int, float)) and not 0.0 <= self.soft_labels <= 1.0:
             raise ValueError(f"soft_labels must be in [0, 1], got {self.soft_labels}")
-        warmup = self.feature_warmup_epochs
-        if isinstance(warmup, (int, float)) and warmup < 0:
-            raise ValueError(f"feature_warmup_epochs must be >= 0, got {warmup}")
 
 
 @dataclass

@@ -106,28 +106,15 @@ class FERTask(L.LightningModule):
             features = self.model.forward_features(x)
             logits = self.model.classifier(features)
             feature_loss = self.feature_loss(features.float(), y)
-            weight = self.feature_weight()
-            loss = self.classification_loss(logits.float(), target) + weight * feature_loss
+            loss = self.classification_loss(logits.float(), target)
+            loss = loss + self.recipe.loss.feature_lambda * feature_loss
             self.log_epoch("train_feature_loss", feature_loss)
-            self.log_epoch("feature_weight", torch.tensor(weight))
         if self.weight_norm is not None:
             loss = loss + self.weight_norm()
         acc = (logits.argmax(1) == y).float().mean()
         self.log_epoch("train_loss", loss)
         self.log_epoch("train_acc", acc)
         return loss
-
-    def feature_weight(self) -> float:
-        """``loss.feature_lambda``, ramped up linearly over ``loss.feature_warmup_epochs``.
-
-        From random weights a full-weight center or island loss can pull every face's features to
-        one point before the softmax tells the classes apart (FER2013: one class for every face);
-        the ramp lets the classes separate first."""
-        cfg = self.recipe.loss
-        if cfg.feature_warmup_epochs <= 0:
-            return cfg.feature_lambda
-        ramp_steps = cfg.feature_warmup_epochs * self.trainer.num_training_batches
-        return cfg.feature_lambda * min(1.0, (self.global_step + 1) / ramp_steps)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch

@@ -233,6 +233,7 @@ def run_trainer(
             logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
             plugins=[AtomicCheckpointIO()],
             check_val_every_n_epoch=recipe.trainer.val_every,
+            limit_val_batches=None if has_val else 0,
             num_sanity_val_steps=0,
             enable_progress_bar=progress,
             enable_model_summary=False,

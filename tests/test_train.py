@@ -75,12 +75,20 @@ def train_command(recipe: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "attnfer", "train", "-c", str(recipe), "--out", str(run_dir)]
 
 
-def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, caplog):
+def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, caplog, monkeypatch):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=4"])
+    monkeypatch.setattr("attnfer.train.run.PROGRESS_LINE_SECONDS", 0.0)  # a line after every batch
     with caplog.at_level(logging.INFO, logger="attnfer.train"):
         result = fit(recipe, tmp_path / "run", progress=False)
-    epoch_lines = [r.message for r in caplog.records if r.message.startswith("epoch ")]
+    lines = [r.message for r in caplog.records if r.message.startswith("epoch ")]
+    epoch_lines = [line for line in lines if ", batch " not in line]
     assert len(epoch_lines) == 4 and epoch_lines[-1].endswith(", 0 s left")
+    batch_lines = [line.split(":")[0] for line in lines if ", batch " in line]
+    n = int(batch_lines[0].split("/")[-1])  # batches an epoch
+    assert batch_lines == [
+        f"epoch {e}/4, batch {b}/{n}" for e in range(1, 5) for b in range(1, n + 1)
+    ]
+    assert lines[-1].startswith("epoch 4/4  ")  # the epoch's line comes after its batches'
     for name in ("model.safetensors", "last.ckpt", "best.ckpt", "curves.png", "eval_test.json",
                  "eval_test.md", "eval_test.png"):  # fmt: skip
         assert (result.run_dir / name).is_file(), name

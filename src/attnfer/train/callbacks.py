@@ -64,7 +64,12 @@ class StagedUnfreeze(L.Callback):
 
 class EpochSummary(L.Callback):
     """One log line per epoch (losses, accuracies, images/s, time left), readable in a log file
-    too. The time left is the epochs to go times this attempt's mean epoch."""
+    too. The time left is the epochs to go times this attempt's mean epoch. With
+    ``every_seconds`` (where no progress bar shows, as in a log file) also a line within the
+    epoch at most that often: the batch reached, images/s and the time to the epoch's end."""
+
+    def __init__(self, every_seconds: float | None = None):
+        self.every_seconds = every_seconds
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._durations: list[float] = []
@@ -74,7 +79,24 @@ class EpochSummary(L.Callback):
         )  # fmt: skip
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
+        self._start = self._last_line = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        self._batches += 1  # this attempt's, for the rate: a resumed epoch starts mid-way
+        now = time.perf_counter()
+        if self.every_seconds is None or now - self._last_line < self.every_seconds:
+            return
+        self._last_line = now
+        seconds, left = now - self._start, trainer.num_training_batches - batch_idx - 1
+        log.info(
+            "epoch %d/%d, batch %d/%d: %.0f img/s, %s to the epoch's end",
+            trainer.current_epoch + 1, trainer.max_epochs, batch_idx + 1,
+            trainer.num_training_batches, self._batches * trainer.datamodule.batch_size / seconds,
+            format_duration(left * seconds / self._batches),
+        )  # fmt: skip
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self._start

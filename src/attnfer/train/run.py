@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -38,6 +39,8 @@ from .evaluate import evaluate_model, report_stem, write_report
 from .losses import class_weights
 from .plots import plot_curves
 from .task import FERTask
+
+PROGRESS_LINE_SECONDS = 60.0  # where no progress bar shows: a line within the epoch this often
 
 
 @dataclass
@@ -213,7 +216,9 @@ def run_trainer(
     last_checkpoint = ModelCheckpoint(
         dirpath=run_dir, filename="last", every_n_epochs=1, enable_version_counter=False
     )
-    callbacks: list[L.Callback] = [checkpoint, last_checkpoint, EpochSummary()]
+    show_bar = progress and sys.stderr.isatty()
+    summary = EpochSummary(every_seconds=None if show_bar else PROGRESS_LINE_SECONDS)
+    callbacks: list[L.Callback] = [checkpoint, last_checkpoint, summary]
     if recipe.stages:
         callbacks.append(StagedUnfreeze(recipe.stages))
     if recipe.trainer.early_stopping_patience and has_val:
@@ -235,7 +240,7 @@ def run_trainer(
             check_val_every_n_epoch=recipe.trainer.val_every,
             limit_val_batches=None if has_val else 0,
             num_sanity_val_steps=0,
-            enable_progress_bar=progress,
+            enable_progress_bar=show_bar,
             enable_model_summary=False,
             default_root_dir=run_dir,
         )

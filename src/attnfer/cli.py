@@ -21,7 +21,7 @@ from .video.commands import video_app
 app = typer.Typer(
     help="Facial expression recognition with attention.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
 app.command()(predict)

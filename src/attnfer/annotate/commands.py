@@ -26,7 +26,7 @@ def annotate(
 ) -> None:
     """Label clips frame by frame in the browser: start, end and peak frames and flags.
 
-    Marks are saved as <clip>.tsv beside each clip and in FOLDER/marks.tsv, the input of
+    Marks are saved as `<clip>.tsv` beside each clip and in FOLDER/marks.tsv, the input of
     attnfer video trim; a new session opens at the first unlabelled clip (see docs/annotate.md).
     """
     try:

@@ -21,6 +21,7 @@ from .readers import FORMATS, load_dataset
 data_app = typer.Typer(
     help="Inspect face data sets and pack them into one file that loads in a fraction of a second.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 # soft_wrap: long lines (file paths) are never broken by inserted newlines.
 console = Console(soft_wrap=True)

@@ -24,7 +24,7 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Recipe YAML fil
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Override a recipe key: trainer.epochs=5.")
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder (default `runs/<name>`).")]
 
 
 def _run_dir(recipe: Recipe, out: Path | None) -> Path:

@@ -34,7 +34,7 @@ video_app = typer.Typer(
     cls=RunByDefault,
     help="Expressions in videos and streams (attnfer video INPUT), and the clip data tools.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 
@@ -189,7 +189,7 @@ def split_beeps(
 @video_app.command("trim")
 def trim(
     marks: Annotated[
-        Path, typer.Option(help="Combined marks TSV, or a folder of clips with <clip>.tsv files.")
+        Path, typer.Option(help="Combined marks TSV, or a folder of clips with `<clip>.tsv` files.")
     ],
     out: Annotated[Path, typer.Option(help="Folder for the per-emotion folders and trim.tsv.")],
     keep_flag: Annotated[
@@ -238,7 +238,7 @@ SetOpt = Annotated[
 def train_clips(
     config: ConfigOpt,
     overrides: SetOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<name>).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default `runs/<name>`).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last.ckpt.")] = False,
 ) -> None:
     """Train a clip classifier (FAN or a frame-wise model) on a clip data set."""
@@ -256,7 +256,7 @@ def train_clips(
 @video_app.command("evaluate-clips")
 def evaluate_clips_command(
     model: Annotated[str, typer.Argument(help="Run folder or model.safetensors of a clip run.")],
-    data: Annotated[Path, typer.Option(help="Clip folder (<label>/*.mp4) or CK+ crops.")],
+    data: Annotated[Path, typer.Option(help="Clip folder (`<label>/*.mp4`) or CK+ crops.")],
     split: Annotated[str, typer.Option(help="Split to evaluate ('all' for every clip).")] = "test",
     aggregation: Annotated[
         str | None, typer.Option(help="decision, mean or attention (default: the model's).")

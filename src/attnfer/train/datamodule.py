@@ -52,9 +52,8 @@ class FaceDataModule(L.LightningDataModule):
             generator=gen,
         )
 
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
+    def val_dataloader(self) -> DataLoader:
+        """Asked for only when there is a val set (``run_trainer`` skips the loop otherwise)."""
         return DataLoader(self._tensors(self.val_set), batch_size=max(self.batch_size, 256))
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):

@@ -206,9 +206,8 @@ class ClipDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
-    def val_dataloader(self) -> DataLoader | list:
-        if self.val_set is None:
-            return []
+    def val_dataloader(self) -> DataLoader:
+        """Asked for only when there is a val set (``run_trainer`` skips the loop otherwise)."""
         return DataLoader(
             SampledClips(self.val_set, self.frames, False), batch_size=self.batch_size
         )

@@ -286,6 +286,7 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     summed = np.add(*[np.asarray(r["confusion_matrix"]) for r in fold_reports])
     assert pooled["confusion_matrix"] == summed.tolist()
     assert (tmp_path / "runs" / "ck_cv" / "cv.png").is_file()
+    assert not [*folds[0].glob("*.ckpt"), *folds[1].glob("*.ckpt")]  # finished: dropped
 
     (folds[1] / "eval_test_flip.json").unlink()  # as a fold trained before runs wrote one
     stale = dict(fold_reports[0], label_names=fold_reports[0]["label_names"][:-1])
@@ -317,7 +318,8 @@ def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
 ):
     app, config = cv_app_and_recipe(tmp_path, ck_subset, epochs=3)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["--config", str(config), "--folds", "3", "--inner-val"])
+    args = ["--config", str(config), "--folds", "3", "--inner-val", "--keep-checkpoints"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "ck_cv"
     assert json.loads((run / "cv.json").read_text())["inner_val"] is True
@@ -325,6 +327,7 @@ def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
     for k in range(3):
         fold = run / f"fold_{k:02d}"
         assert json.loads((fold / "recipe.json").read_text())["data"]["val_split"] == "val"
+        assert (fold / "last.ckpt").is_file()
         best = load_pretrained(fold / "model.safetensors").info["best_val_acc"]
         val_accs = [float(r["val_acc"]) for r in history(fold) if r.get("val_acc")]
         assert len(val_accs) == 3 and best == pytest.approx(max(val_accs))

@@ -134,6 +134,9 @@ def cv(
     inner_val: Annotated[
         bool, typer.Option(help="Keep the best epoch on the next fold (held out of training).")
     ] = False,
+    keep_checkpoints: Annotated[
+        bool, typer.Option(help="Keep each finished fold's best.ckpt and last.ckpt.")
+    ] = False,
     overrides: SetOpt = None,
     out: OutOpt = None,
 ) -> None:
@@ -141,7 +144,9 @@ def cv(
 
     Each fold is the test set once; the model is the last epoch's, or with ``--inner-val`` the
     epoch best on the following fold, which then does not train. Writes cv.json, cv.png (per
-    fold) and cv_test.json/.md/.png (the confusion matrix over every fold's test faces)."""
+    fold) and cv_test.json/.md/.png (the confusion matrix over every fold's test faces). A
+    finished fold keeps its model.safetensors and reports; its training checkpoints (only
+    needed to resume it) are dropped unless ``--keep-checkpoints``."""
     from .evaluate import write_report
     from .metrics import report_from_confusion
     from .plots import plot_folds
@@ -166,6 +171,9 @@ def cv(
             with_tta.append(_fold_report(fold_dir, test, tta)["accuracy"])
             line += f" ({tta} TTA {100 * with_tta[-1]:.2f}%)"
         console.print(line)
+        if not keep_checkpoints:
+            for ckpt in fold_dir.glob("*.ckpt"):
+                ckpt.unlink()
     summary = {"folds": folds, "inner_val": inner_val, "accuracies": plain,
                "mean": float(np.mean(plain)), "std": float(np.std(plain))}  # fmt: skip
     line = f"{recipe.name}: {folds}-fold accuracy {_mean_std(plain)}"

@@ -19,7 +19,7 @@ from attnfer.train.metrics import (
     report_from_confusion,
     report_markdown,
 )
-from attnfer.train.plots import plot_confusion, plot_curves, plot_folds
+from attnfer.train.plots import plot_confusion, plot_curves, plot_errors, plot_folds
 
 NAMES = ["angry", "happy", "sad"]
 # Confusion matrix (rows true, columns predicted):
@@ -113,12 +113,34 @@ def test_a_split_without_a_class_is_scored_over_its_data_sets_classes():
     names = ("angry", "happy", "neutral", "contempt")
     probs = np.array([[0.5, 0.1, 0.9, 0.4], [0.1, 0.2, 0.0, 0.7], [0.1, 0.8, 0.0, 0.1]])
     labels = np.array([0, 1, 1])
-    report = report_over_known_classes(probs, labels, (0, 1, 3), names)
+    report = report_over_known_classes(probs, labels, (0, 1, 3), names, np.arange(3))
     assert report["label_names"] == ["angry", "happy", "contempt"]  # neutral left out
     assert report["confusion_matrix"] == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]  # contempt chosen
     assert report["accuracy"] == pytest.approx(2 / 3)
-    only_present = report_over_known_classes(probs, labels, (0, 1), names)
+    only_present = report_over_known_classes(probs, labels, (0, 1), names, np.arange(3))
     assert only_present["accuracy"] == 1.0  # what choosing among the split's classes gave
+
+
+def test_errors_name_the_misclassified_rows_most_confident_first():
+    names = ("angry", "disgust", "fear")
+    probs = np.array([[0.6, 0.4, 0.0], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05]])
+    labels = np.array([1, 1, 0, 2])
+    rows = np.array([10, 11, 14, 20])  # the data set rows these four faces come from
+    report = report_over_known_classes(probs, labels, (0, 1, 2), names, rows)
+    assert report["errors"] == [
+        {"row": 20, "label": "fear", "predicted": "angry", "confidence": 0.9},
+        {"row": 14, "label": "angry", "predicted": "fear", "confidence": 0.8},
+        {"row": 10, "label": "disgust", "predicted": "angry", "confidence": 0.6},
+    ]
+    assert len(report["errors"]) == report["num_samples"] - np.trace(report["confusion_matrix"])
+
+
+def test_plot_errors_png(tmp_path):
+    faces = np.random.default_rng(0).integers(0, 256, (30, 48, 48), dtype=np.uint8)
+    errors = [{"row": r, "label": "sad", "predicted": "fear", "confidence": 0.5} for r in range(30)]
+    path = plot_errors(faces, errors, tmp_path / "errors.png", limit=12)
+    _assert_png(path, min_size=(1000, 300))  # 8 columns, 2 rows
+    _assert_png(plot_errors(faces[:1], errors[:1], tmp_path / "one.png"), min_size=(100, 100))
 
 
 def _assert_png(path, min_size=(200, 200)):

@@ -285,6 +285,10 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     assert pooled["num_samples"] == sum(r["num_samples"] for r in fold_reports) == 7 * 24
     summed = np.add(*[np.asarray(r["confusion_matrix"]) for r in fold_reports])
     assert pooled["confusion_matrix"] == summed.tolist()
+    mistakes = pooled["num_samples"] - np.trace(summed)
+    assert len(pooled["errors"]) == sum(len(r["errors"]) for r in fold_reports) == mistakes
+    assert {e["fold"] for e in pooled["errors"]} <= {1, 2}
+    assert (tmp_path / "runs" / "ck_cv" / "cv_test_errors.png").is_file()
     assert (tmp_path / "runs" / "ck_cv" / "cv.png").is_file()
     assert not [*folds[0].glob("*.ckpt"), *folds[1].glob("*.ckpt")]  # finished: dropped
 

@@ -124,7 +124,7 @@ def evaluate(
         f"macro-F1 {100 * report['macro_f1']:.2f}% (tta={tta}, {report['precision']})"
     )
     if out is not None:
-        for path in write_report(report, out / f"eval_{split}_{tta}"):
+        for path in write_report(report, out / f"eval_{split}_{tta}", part.images):
             console.print(f"wrote {path}")
 
 
@@ -144,9 +144,10 @@ def cv(
 
     Each fold is the test set once; the model is the last epoch's, or with ``--inner-val`` the
     epoch best on the following fold, which then does not train. Writes cv.json, cv.png (per
-    fold) and cv_test.json/.md/.png (the confusion matrix over every fold's test faces). A
-    finished fold keeps its model.safetensors and reports; its training checkpoints (only
-    needed to resume it) are dropped unless ``--keep-checkpoints``."""
+    fold), cv_test.json/.md/.png (the confusion matrix over every fold's test faces) and
+    cv_test_errors.png (the most confident mistakes among them). A finished fold keeps its
+    model.safetensors and reports; its training checkpoints (only needed to resume it) are
+    dropped unless ``--keep-checkpoints``."""
     from .evaluate import write_report
     from .metrics import report_from_confusion
     from .plots import plot_folds
@@ -159,11 +160,12 @@ def cv(
     )
     run_dir = _run_dir(recipe, out)
     tta = recipe.trainer.tta
-    reports, plain, with_tta = [], [], []
+    reports, tests, plain, with_tta = [], [], [], []
     for k, fold_data in enumerate(prepare_cv_folds(recipe, folds, inner_val)):
         fold_dir = run_dir / f"fold_{k:02d}"
         _finished_or_fit(recipe, fold_dir, fold_data)
         test = fold_data.split("test")
+        tests.append(test)
         reports.append(_fold_report(fold_dir, test, "none"))
         plain.append(reports[-1]["accuracy"])
         line = f"fold {k + 1}/{folds}: {100 * plain[-1]:.2f}%"
@@ -183,10 +185,19 @@ def cv(
         line += f"; {tta} TTA {_mean_std(with_tta)}"
     (run_dir / "cv.json").write_text(json.dumps(summary, indent=2))
     plot_folds(plain, run_dir / "cv.png", with_tta, tta)
-    pooled = sum(np.asarray(r["confusion_matrix"]) for r in reports)
-    write_report(report_from_confusion(pooled, reports[0]["label_names"]), run_dir / "cv_test")
+    pooled = report_from_confusion(
+        sum(np.asarray(r["confusion_matrix"]) for r in reports), reports[0]["label_names"]
+    )
+    offsets = np.cumsum([0] + [len(t) for t in tests[:-1]])
+    pooled["errors"] = sorted(
+        ({**e, "row": int(e["row"] + offset), "fold": k + 1}
+         for k, (r, offset) in enumerate(zip(reports, offsets, strict=True)) for e in r["errors"]),
+        key=lambda e: -e["confidence"],
+    )  # fmt: skip
+    written = write_report(pooled, run_dir / "cv_test", np.concatenate([t.images for t in tests]))
     console.print(line)
-    console.print(f"wrote {run_dir / 'cv.png'} (per fold), {run_dir / 'cv_test.md'} (all folds)")
+    names = ", ".join(path.name for path in written)
+    console.print(f"wrote in {run_dir}: cv.png (per fold), {names} (all folds)")
 
 
 def _mean_std(accuracies: list[float]) -> str:
@@ -195,20 +206,23 @@ def _mean_std(accuracies: list[float]) -> str:
 
 def _fold_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
     """A finished fold's test report with ``tta`` ("none" for the plain one). Evaluated from its
-    model.safetensors (and written) when there is none (trained before runs wrote TTA reports)
-    or when it was scored over other classes than its data set's (written before 2026-12-02,
-    when the classes of a fold's test faces were the choices)."""
+    model.safetensors (and written) when there is none (trained before runs wrote TTA reports),
+    when it was scored over other classes than its data set's (written before 2026-12-02,
+    when the classes of a fold's test faces were the choices) or when it lists no errors
+    (written before 2026-12-03)."""
     from ..pretrained import load_pretrained
     from .evaluate import evaluate_model, report_stem, write_report
 
     stem = report_stem(fold_dir, "test", tta)
     path = stem.with_suffix(".json")
     names = [test.label_names[c] for c in test.classes]
-    if path.exists() and (report := json.loads(path.read_text()))["label_names"] == names:
-        return report
+    if path.exists():
+        report = json.loads(path.read_text())
+        if report["label_names"] == names and "errors" in report:
+            return report
     pre = load_pretrained(fold_dir / "model.safetensors")
     report = evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta)
-    write_report(report, stem)
+    write_report(report, stem, test.images)
     return report
 
 

@@ -12,7 +12,7 @@ from ..data.dataset import FaceDataset
 from ..data.transforms import Preprocess, tta_views
 from ..precision import autocast
 from .metrics import evaluation_report, report_markdown
-from .plots import plot_confusion
+from .plots import plot_confusion, plot_errors
 
 
 @torch.inference_mode()
@@ -56,31 +56,49 @@ def evaluate_model(
     Labels are canonical indices on both sides. Samples whose label the model does not know
     (contempt for a seven-class model) are left out (see :func:`report_over_known_classes`).
     """
-    known = data.labels < len(label_names)
+    known = np.flatnonzero(data.labels < len(label_names))
     probs = predict_proba(model, preprocess, data.images[known], tta, bf16=bf16)
-    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names)
+    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names, known)
     report.update(
         data=data.name,
         tta=tta,
         precision="bf16" if bf16 else "fp32",
-        samples=int(known.sum()),
-        excluded_unknown_labels=int((~known).sum()),
+        samples=len(known),
+        excluded_unknown_labels=len(data) - len(known),
     )
     return report
 
 
 def report_over_known_classes(
-    probs: np.ndarray, labels: np.ndarray, classes: tuple[int, ...], label_names: tuple[str, ...]
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: tuple[int, ...],
+    label_names: tuple[str, ...],
+    rows: np.ndarray,
 ) -> dict:
     """The evaluation report of ``probs`` (over the model's ``label_names``) against ``labels``,
     predictions restricted to the data set's ``classes`` that the model knows: a FER2013 model
     on CK+48, which has no neutral, chooses among six. The data set's classes, not the split's:
-    a CK+ fold whose test faces hold no contempt still lets the model answer contempt."""
+    a CK+ fold whose test faces hold no contempt still lets the model answer contempt.
+
+    ``errors`` lists the misclassified samples, most confident first, by their data set
+    ``rows`` (the row of each line of ``probs``)."""
     present = np.array([c for c in classes if c < len(label_names)], dtype=np.int64)
+    names = [label_names[i] for i in present]
     probs = probs[:, present]
     probs = probs / probs.sum(1, keepdims=True)
     y_true = np.searchsorted(present, labels)
-    return evaluation_report(y_true, probs, [label_names[i] for i in present])
+    report = evaluation_report(y_true, probs, names)
+    predicted = probs.argmax(1)
+    confidence = probs.max(1)
+    wrong = np.flatnonzero(predicted != y_true)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    report["errors"] = [
+        {"row": int(rows[i]), "label": names[y_true[i]], "predicted": names[predicted[i]],
+         "confidence": round(float(confidence[i]), 4)}
+        for i in wrong
+    ]  # fmt: skip
+    return report
 
 
 def report_stem(run_dir: Path, split: str, tta: str = "none") -> Path:
@@ -88,12 +106,15 @@ def report_stem(run_dir: Path, split: str, tta: str = "none") -> Path:
     return run_dir / (f"eval_{split}" if tta == "none" else f"eval_{split}_{tta}")
 
 
-def write_report(report: dict, stem: str | Path) -> list[Path]:
-    """``stem``.json, .md and .png (row-normalised confusion matrix)."""
+def write_report(report: dict, stem: str | Path, images: np.ndarray | None = None) -> list[Path]:
+    """``stem``.json, .md and .png (row-normalised confusion matrix); given the evaluated
+    ``images`` (indexed by the report's error rows), ``stem``_errors.png: the mistakes."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".json"), stem.with_suffix(".md"), stem.with_suffix(".png")]
     paths[0].write_text(json.dumps(report, indent=2))
     paths[1].write_text(report_markdown(report))
     plot_confusion(report, paths[2])
+    if images is not None and report.get("errors"):
+        paths.append(plot_errors(images, report["errors"], f"{stem}_errors.png"))
     return paths

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -98,6 +99,30 @@ def plot_folds(
     ax.set_ylim(max(0.0, low - 10), 100)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(f"{k}-fold cross-validation")
+    return _save_png(fig, path)
+
+
+def plot_errors(
+    images: np.ndarray,
+    errors: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    limit: int = 40,
+) -> Path:
+    """The first ``limit`` of an evaluation's ``errors`` (most confident first) as a grid of the
+    faces (``images[row]``), each captioned true label -> predicted label and its probability:
+    what a model gets wrong, and how sure it is, at a glance."""
+    shown = list(errors)[:limit]
+    columns = min(8, max(1, len(shown)))
+    rows = max(1, math.ceil(len(shown) / columns))
+    fig = Figure(figsize=(1.4 * columns, 1.6 * rows + 0.5), layout="constrained")
+    for k, error in enumerate(shown):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        ax.imshow(images[error["row"]], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(
+            f"{error['label']}\n-> {error['predicted']} {error['confidence']:.2f}", fontsize=7
+        )
+        ax.axis("off")
+    fig.suptitle(f"The {len(shown)} most confident of {len(errors)} mistakes (true -> predicted)")
     return _save_png(fig, path)
 
 

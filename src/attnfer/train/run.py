@@ -143,10 +143,10 @@ def fit(
     if cfg.test_split and cfg.test_split in data.splits:
         test = data.split(cfg.test_split)
         report = evaluate_model(model, recipe.preprocess, data.label_names, test)
-        write_report(report, report_stem(run_dir, cfg.test_split))
+        write_report(report, report_stem(run_dir, cfg.test_split), test.images)
         if (tta := recipe.trainer.tta) != "none":
             tta_report = evaluate_model(model, recipe.preprocess, data.label_names, test, tta)
-            write_report(tta_report, report_stem(run_dir, cfg.test_split, tta))
+            write_report(tta_report, report_stem(run_dir, cfg.test_split, tta), test.images)
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
 
 

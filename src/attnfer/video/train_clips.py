@@ -329,15 +329,15 @@ def evaluate_clips(
     are left out, and predictions are restricted to the classes the data set has.
     """
     clips = clips or ClipConfig()
-    known = data.labels < len(label_names)
-    if not known.any():
+    known = np.flatnonzero(data.labels < len(label_names))
+    if not len(known):
         raise DataError(f"{data.name}: no clip has a label the model knows")
-    probs = predict_clips(model, preprocess, data.subset(np.flatnonzero(known)), clips)
-    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names)
+    probs = predict_clips(model, preprocess, data.subset(known), clips)
+    report = report_over_known_classes(probs, data.labels[known], data.classes, label_names, known)
     report.update(
         data=data.name,
         aggregation=clips.aggregation or ("attention" if is_clip_model(model) else "decision"),
-        samples=int(known.sum()),
-        excluded_unknown_labels=int((~known).sum()),
+        samples=len(known),
+        excluded_unknown_labels=len(data) - len(known),
     )
     return report

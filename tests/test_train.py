@@ -37,6 +37,7 @@ from attnfer.train.run import fit, history, make_task
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FER = DATASETS / "fer2013"
 CKPLUS = DATASETS / "ckplus48"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +288,17 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     assert pooled["confusion_matrix"] == summed.tolist()
     mistakes = pooled["num_samples"] - np.trace(summed)
     assert len(pooled["errors"]) == sum(len(r["errors"]) for r in fold_reports) == mistakes
-    assert {e["fold"] for e in pooled["errors"]} <= {1, 2}
+    folds_of = {}
+    for error in pooled["errors"]:
+        folds_of.setdefault(error["subject"], set()).add(error["fold"])
+    assert folds_of and all(len(f) == 1 for f in folds_of.values())  # a subject in one fold
+    shared = subprocess.run(
+        [sys.executable, str(TOOLS / "shared_mistakes.py"), "runs/ck_cv", "runs/ck_cv"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    groups = {(e["subject"], e["label"]) for e in pooled["errors"]}
+    assert f"runs/ck_cv: {mistakes} wrong faces in {len(groups)} groups" in shared
+    assert f"wrong in every run: {len(groups)} groups" in shared  # a run shares all with itself
     assert (tmp_path / "runs" / "ck_cv" / "cv_test_errors.png").is_file()
     assert (tmp_path / "runs" / "ck_cv" / "cv.png").is_file()
     assert not [*folds[0].glob("*.ckpt"), *folds[1].glob("*.ckpt")]  # finished: dropped

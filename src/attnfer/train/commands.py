@@ -188,16 +188,25 @@ def cv(
     pooled = report_from_confusion(
         sum(np.asarray(r["confusion_matrix"]) for r in reports), reports[0]["label_names"]
     )
-    offsets = np.cumsum([0] + [len(t) for t in tests[:-1]])
     pooled["errors"] = sorted(
-        ({**e, "row": int(e["row"] + offset), "fold": k + 1}
-         for k, (r, offset) in enumerate(zip(reports, offsets, strict=True)) for e in r["errors"]),
+        (_pooled_error(e, k, tests) for k, r in enumerate(reports) for e in r["errors"]),
         key=lambda e: -e["confidence"],
-    )  # fmt: skip
+    )
+    sequences = {(e["subject"], e["label"]) for e in pooled["errors"]}
+    console.print(
+        f"{len(pooled['errors'])} wrong faces in {len(sequences)} (subject, label) groups"
+    )
     written = write_report(pooled, run_dir / "cv_test", np.concatenate([t.images for t in tests]))
     console.print(line)
     names = ", ".join(path.name for path in written)
     console.print(f"wrote in {run_dir}: cv.png (per fold), {names} (all folds)")
+
+
+def _pooled_error(error: dict, fold: int, tests: list[FaceDataset]) -> dict:
+    """A fold's error with its fold (from 1), subject and row among all folds' test faces."""
+    row = sum(len(t) for t in tests[:fold]) + error["row"]
+    subject = str(tests[fold].subjects[error["row"]])
+    return {**error, "row": row, "fold": fold + 1, "subject": subject}
 
 
 def _mean_std(accuracies: list[float]) -> str:

@@ -32,7 +32,7 @@ from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule
 from attnfer.train.evaluate import evaluate_model, predict_proba
 from attnfer.train.memory_format import unsafe_convs
-from attnfer.train.run import fit, history, make_task
+from attnfer.train.run import fit, history, make_task, quiet_lightning
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FER = DATASETS / "fer2013"
@@ -444,6 +444,7 @@ def test_resumed_ema_run_keeps_its_average(fer_subset, tmp_path):
     assert not torch.allclose(before[key], before[key.replace("ema.", "model.", 1)], atol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no")  # no val here
 def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
     face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
     data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
@@ -467,7 +468,8 @@ def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
     trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)  # fmt: skip
-    trainer.fit(Probe(), datamodule=dm)
+    with quiet_lightning():
+        trainer.fit(Probe(), datamodule=dm)
     clean = Preprocess()(torch.from_numpy(data.images))
     assert len(seen) == 3
     assert (seen[0] - clean).abs().mean() > 0.05  # full strength in the first epoch

@@ -19,7 +19,13 @@ from attnfer.train.metrics import (
     report_from_confusion,
     report_markdown,
 )
-from attnfer.train.plots import plot_confusion, plot_curves, plot_errors, plot_folds
+from attnfer.train.plots import (
+    plot_confusion,
+    plot_curves,
+    plot_cv_runs,
+    plot_errors,
+    plot_folds,
+)
 
 NAMES = ["angry", "happy", "sad"]
 # Confusion matrix (rows true, columns predicted):
@@ -163,6 +169,17 @@ def test_plot_folds_png(tmp_path):
     path = plot_folds([0.9, 0.8, 1.0], tmp_path / "cv.png", [0.92, 0.78, 1.0], "flip")
     _assert_png(path)
     _assert_png(plot_folds([0.9, 0.8], tmp_path / "plain.png"))
+
+
+def test_plot_cv_runs_png(tmp_path):
+    runs = {"runs/a": [0.9, 0.95, 1.0], "runs/b": [0.97, 0.99, 0.98], "runs/c": [0.5, 0.6]}
+    path = plot_cv_runs(runs, tmp_path / "runs.png", target=0.974)
+    _assert_png(path, min_size=(500, 300))
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
+    assert red.sum() > 100  # the target's dashed line
+    _assert_png(plot_cv_runs({"runs/a": [0.9, 0.8]}, tmp_path / "one.png"))
 
 
 def test_plot_curves_from_rows_and_lightning_csv(tmp_path):

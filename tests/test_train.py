@@ -292,10 +292,15 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     for error in pooled["errors"]:
         folds_of.setdefault(error["subject"], set()).add(error["fold"])
     assert folds_of and all(len(f) == 1 for f in folds_of.values())  # a subject in one fold
+    tool = [sys.executable, str(TOOLS / "shared_mistakes.py"), "runs/ck_cv", "runs/ck_cv"]
     shared = subprocess.run(
-        [sys.executable, str(TOOLS / "shared_mistakes.py"), "runs/ck_cv", "runs/ck_cv"],
+        [*tool, "--plot", "runs/cv_runs.png", "--target", "97.4"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    assert "wrote runs/cv_runs.png" in shared
+    assert (tmp_path / "runs" / "cv_runs.png").stat().st_size > 1000
+    missing = subprocess.run([*tool, "runs/none"], capture_output=True, text=True)
+    assert missing.returncode == 1 and "runs/none/cv_test.json" in missing.stderr
     groups = {(e["subject"], e["label"]) for e in pooled["errors"]}
     assert f"runs/ck_cv: {mistakes} wrong faces in {len(groups)} groups" in shared
     assert f"wrong in every run: {len(groups)} groups" in shared  # a run shares all with itself

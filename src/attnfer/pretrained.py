@@ -37,6 +37,19 @@ class Pretrained:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
+    def save(self, path: str | os.PathLike, half: bool = False) -> Path:
+        """Write it with :func:`save_pretrained` (``half``: fp16 weights)."""
+        return save_pretrained(
+            path,
+            self.model,
+            self.arch,
+            self.label_names,
+            self.preprocess,
+            self.model_kwargs,
+            self.info,
+            half=half,
+        )
+
 
 def save_pretrained(
     path: str | os.PathLike,

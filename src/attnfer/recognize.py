@@ -52,7 +52,7 @@ from .faces import Detector, Face, align_face, create_detector, fit_to_input, lo
 from .faces.images import MAX_PIXELS, ImageInput
 from .models.export import ONNX_OPSET, export_onnx, export_torchscript
 from .precision import autocast
-from .pretrained import Pretrained, load_pretrained, resolve, save_pretrained
+from .pretrained import Pretrained, load_pretrained, resolve
 
 FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("torch", "onnx")
@@ -147,16 +147,7 @@ def export_model(
     if fmt == "onnx":
         return write_onnx(pre, out)
     if fmt == "safetensors":
-        return save_pretrained(
-            out,
-            pre.model,
-            pre.arch,
-            pre.label_names,
-            pre.preprocess,
-            pre.model_kwargs,
-            pre.info,
-            half=half,
-        )
+        return pre.save(out, half=half)
     p = pre.preprocess
     return export_torchscript(pre.model, out, (p.channels, p.size, p.size))
 

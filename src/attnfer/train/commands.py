@@ -1,4 +1,4 @@
-"""``attnfer train | evaluate | cv | compare``."""
+"""``attnfer train | evaluate | calibrate | cv | compare``."""
 
 from __future__ import annotations
 
@@ -121,11 +121,41 @@ def evaluate(
     report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta, bf16=bf16)
     console.print(
         f"{part.name}: {report['samples']} faces, accuracy {100 * report['accuracy']:.2f}%, "
-        f"macro-F1 {100 * report['macro_f1']:.2f}% (tta={tta}, {report['precision']})"
+        f"macro-F1 {100 * report['macro_f1']:.2f}%, calibration error "
+        f"{100 * report['calibration']['ece']:.2f}% (tta={tta}, {report['precision']})"
     )
     if out is not None:
         for path in write_report(report, out / f"eval_{split}_{tta}", part.images):
             console.print(f"wrote {path}")
+
+
+def calibrate(
+    checkpoint: Annotated[str, typer.Argument(help="model.safetensors, run folder or 'default'.")],
+    data: Annotated[Path, typer.Option("--data", help="Data set: folder, CSV or packed file.")],
+    out: Annotated[Path, typer.Option("--out", help="The calibrated model's .safetensors file.")],
+    split: Annotated[str, typer.Option(help="Held-out split to fit on (not test).")] = "val",
+    half: Annotated[bool, typer.Option("--half", help="Store the weights as fp16.")] = False,
+) -> None:
+    """Temperature scaling: fit one temperature on a held-out split so that the model's
+    probabilities match how often it is right, and write the model with it folded into the
+    classifier. Accuracy is unchanged; `attnfer evaluate` prints the calibration error."""
+    from ..pretrained import load_pretrained
+    from .calibrate import calibrate as fit
+
+    pre = load_pretrained(checkpoint)
+    if model_info(pre.arch).clip:
+        raise ConfigError(f"{checkpoint}: calibrate takes image models, not clip models")
+    if split == "test":
+        raise ConfigError("fit on a held-out split (val), not test: test scores the result")
+    dataset = load_dataset(data)
+    part = dataset if split == "all" else dataset.split(split)
+    result = fit(pre, part)
+    console.print(
+        f"{part.name}: temperature {result.temperature:.3f}; calibration error "
+        f"{100 * result.before['ece']:.2f}% -> {100 * result.after['ece']:.2f}%, "
+        f"NLL {result.before['nll']:.4f} -> {result.after['nll']:.4f}"
+    )
+    console.print(f"wrote {pre.save(out, half=half)}")
 
 
 def cv(

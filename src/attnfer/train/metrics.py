@@ -1,4 +1,5 @@
-"""Classification metrics in numpy: accuracy, per-class precision / recall / F1, confusion matrices.
+"""Classification metrics in numpy: accuracy, per-class precision / recall / F1, confusion matrices,
+and calibration (how far a model's confidence matches its accuracy).
 
 Conventions: confusion matrix rows are true classes and columns predicted classes (as paper 002's
 tables). A ratio with a zero denominator is 0. Macro-F1 and mean class accuracy average over the
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+CALIBRATION_BINS = 15  # the usual choice since Guo et al. (2017), "On Calibration of Modern NNs"
 
 
 def as_predictions(y_pred_or_prob: ArrayLike) -> np.ndarray:
@@ -121,6 +124,44 @@ def report_from_confusion(cm: np.ndarray, label_names: Sequence[str]) -> dict[st
     }
 
 
+def calibration_summary(
+    y_true: ArrayLike, y_prob: ArrayLike, bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """How well the top probability of ``y_prob`` [N, K] predicts being right.
+
+    Keys: ``ece`` (expected calibration error: over ``bins`` equal-width bins of confidence,
+    the sample-weighted mean gap between accuracy and mean confidence; Guo et al., 2017),
+    ``nll`` (mean negative log-likelihood of the true class), ``mean_confidence``, and ``bins``:
+    per bin its ``lower`` edge, ``count``, ``accuracy`` and ``confidence`` (0 when empty), the
+    points of a reliability diagram.
+    """
+    prob = np.asarray(y_prob, dtype=np.float64)
+    true = np.asarray(y_true, dtype=np.int64).ravel()
+    if prob.ndim != 2 or len(prob) != len(true) or len(true) == 0:
+        raise ValueError(f"need scores [N, K] for N > 0 labels: {prob.shape} vs {true.size}")
+    confidence = prob.max(axis=1)
+    correct = prob.argmax(axis=1) == true
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    accuracy_per_bin = _ratio(np.bincount(which, weights=correct, minlength=bins), count)
+    confidence_per_bin = _ratio(np.bincount(which, weights=confidence, minlength=bins), count)
+    gap = np.abs(accuracy_per_bin - confidence_per_bin)
+    return {
+        "ece": float((count * gap).sum() / len(true)),
+        "nll": float(-np.log(np.clip(prob[np.arange(len(true)), true], 1e-12, None)).mean()),
+        "mean_confidence": float(confidence.mean()),
+        "bins": [
+            {
+                "lower": i / bins,
+                "count": int(count[i]),
+                "accuracy": float(accuracy_per_bin[i]),
+                "confidence": float(confidence_per_bin[i]),
+            }
+            for i in range(bins)
+        ],
+    }
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -136,6 +177,15 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- Accuracy: {100 * report['accuracy']:.2f} % ({report['num_samples']} samples)",
         f"- Macro-F1: {100 * report['macro_f1']:.2f} %",
         f"- Mean class accuracy: {100 * report['mean_class_accuracy']:.2f} %",
+    ]
+    if "calibration" in report:
+        cal = report["calibration"]
+        lines.append(
+            f"- Calibration: expected calibration error {100 * cal['ece']:.2f} % over "
+            f"{len(cal['bins'])} bins, mean confidence {100 * cal['mean_confidence']:.2f} %, "
+            f"NLL {cal['nll']:.4f}"
+        )
+    lines += [
         "",
         "Row-normalised confusion matrix (%; rows: true class, columns: predicted class)",
         "",

@@ -71,6 +71,58 @@ def plot_confusion(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     return _save_png(fig, path)
 
 
+def plot_reliability(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """The reliability diagram of a report's ``calibration``: per bin of confidence its accuracy
+    (bars) and mean confidence (dots), with the share of samples per bin below. A bar below its
+    dot means overconfidence there, above it underconfidence."""
+    cal = report["calibration"]
+    bins = cal["bins"]
+    width = 1.0 / len(bins)
+    lower = [b["lower"] for b in bins]
+    filled = [b for b in bins if b["count"]]
+    fig = Figure(figsize=(5.0, 5.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.bar(
+        lower,
+        [b["accuracy"] for b in bins],
+        width=width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="white",
+        label="accuracy",
+    )
+    top.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect calibration")
+    top.plot(
+        [b["lower"] + width / 2 for b in filled],
+        [b["confidence"] for b in filled],
+        "o",
+        color="tab:orange",
+        markersize=4,
+        label="mean confidence of the bin",
+    )
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.legend(loc="upper left", fontsize=8)
+    top.set_title(
+        f"Reliability: ECE {100 * cal['ece']:.2f} %, mean confidence "
+        f"{100 * cal['mean_confidence']:.1f} %, accuracy {100 * report['accuracy']:.1f} %",
+        fontsize=9,
+    )
+    total = sum(b["count"] for b in bins)
+    bottom.bar(
+        lower,
+        [b["count"] / total for b in bins],
+        width=width,
+        align="edge",
+        color="tab:gray",
+        edgecolor="white",
+    )
+    bottom.set_xlabel("confidence (top probability)")
+    bottom.set_ylabel("share")
+    return _save_png(fig, path)
+
+
 def plot_folds(
     accuracies: Sequence[float],
     path: str | os.PathLike,

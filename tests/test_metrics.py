@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from attnfer.train.evaluate import report_over_known_classes
 from attnfer.train.metrics import (
     accuracy,
     as_predictions,
+    calibration_summary,
     confusion_matrix,
     evaluation_report,
     macro_f1,
@@ -25,6 +27,7 @@ from attnfer.train.plots import (
     plot_cv_runs,
     plot_errors,
     plot_folds,
+    plot_reliability,
 )
 
 NAMES = ["angry", "happy", "sad"]
@@ -163,6 +166,19 @@ def test_plot_confusion_png(tmp_path):
     path = plot_confusion(report, tmp_path / "out" / "cm.png")
     assert path == tmp_path / "out" / "cm.png"
     _assert_png(path)
+
+
+def test_plot_reliability_png_honours_the_umask(tmp_path):
+    probs = np.eye(len(NAMES))[Y_PRED] * 0.5 + 0.5 / len(NAMES)
+    report = evaluation_report(Y_TRUE, probs, NAMES)
+    report["calibration"] = calibration_summary(Y_TRUE, probs)
+    previous = os.umask(0o027)
+    try:
+        path = plot_reliability(report, tmp_path / "reliability.png")
+    finally:
+        os.umask(previous)
+    _assert_png(path)
+    assert path.stat().st_mode & 0o777 == 0o640
 
 
 def test_plot_folds_png(tmp_path):

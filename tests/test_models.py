@@ -1,5 +1,6 @@
 """Model zoo: registry, shapes, the shared interface, attention maps, training, weight loading."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +415,21 @@ def test_lightning_checkpoint_and_vggface_key_maps(tmp_path: Path) -> None:
     result = load_weights(cbam, tmp_path / "vgg_face_dag.pth", key_map=VGGFACE)
     assert len(result.loaded) == 26 and result.ignored == ["fc8.weight"]
     torch.testing.assert_close(cbam.features[28].weight, source.features[28].weight)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_weights_honour_the_umask(tmp_path, umask):
+    """Models are written for sharing: readable as the umask allows (safetensors' own writer
+    makes every file private, 0600)."""
+    model = create_model("deep_emotion")
+    previous = os.umask(umask)
+    try:
+        weights = save_weights(model, tmp_path / "weights.safetensors")
+        pretrained = save_pretrained(
+            tmp_path / "model.safetensors", model, "deep_emotion", CLASSES, Preprocess()
+        )
+    finally:
+        os.umask(previous)
+    for path in (weights, pretrained):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == [pretrained.name, weights.name]

@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from .data.transforms import Preprocess
 from .errors import ModelError
+from .files import write_atomic
 from .models import create_model
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
@@ -62,7 +63,6 @@ def save_pretrained(
     half: bool = False,
 ) -> Path:
     """Write weights and metadata atomically; ``half`` stores floats as fp16."""
-    path = Path(path)
     state = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
@@ -75,11 +75,8 @@ def save_pretrained(
         "preprocess": json.dumps(preprocess.to_dict()),
         "info": json.dumps(info or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return path
+    blob = save(state, metadata=meta)
+    return write_atomic(path, lambda fh: fh.write(blob))
 
 
 def resolve(name_or_path: str | os.PathLike) -> Path:

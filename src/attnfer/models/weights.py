@@ -36,10 +36,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from ..errors import ConfigError, ModelError
+from ..files import write_atomic
 
 KeyMap = Mapping[str, str | None] | Callable[[str], str | None]
 WEIGHT_MODES = ("transfer_learning", "continue_training")
@@ -120,11 +121,10 @@ def save_weights(
     model: nn.Module, path: str | Path, class_names: Sequence[str] | None = None
 ) -> Path:
     """Save ``model``'s ``state_dict`` as safetensors, with ``class_names`` in the metadata."""
-    path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     metadata = {"class_names": json.dumps(list(class_names))} if class_names else None
-    save_file(state, str(path), metadata=metadata)
-    return path
+    blob = save(state, metadata=metadata)
+    return write_atomic(path, lambda fh: fh.write(blob))
 
 
 def _rename(key: str, key_map: KeyMap | None) -> str | None:

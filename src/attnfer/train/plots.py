@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,25 +13,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..files import write_atomic
+
 DPI = 100
 SPLITS = ("train", "val")
 METRICS = (("loss", "loss"), ("acc", "accuracy"))
 
 
 def _save_png(fig: Figure, path: str | os.PathLike) -> Path:
-    """Render ``fig`` with Agg to a temporary file in ``path``'s folder, then os.replace it."""
+    """Render ``fig`` with Agg and write it atomically."""
     FigureCanvasAgg(fig)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda fh: fig.savefig(fh, format="png", dpi=DPI))
 
 
 def plot_confusion(report: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -24,9 +24,9 @@ def predict_logits(
     batch_size: int = 256,
     bf16: bool = False,
 ) -> torch.Tensor:
-    """Logits [views, N, K] (fp32) for uint8 faces, one row of views per test-time view. The
-    model runs channels-last (1.5x the crops/s of NCHW in fp32 on 2 AMD EPYC cores); ``bf16``:
-    under bf16 autocast (about twice as fast again on a CPU with AVX512-BF16 or AMX)."""
+    """Logits [views, N, K] (fp32) for uint8 faces, one slice per test-time view. The model
+    runs channels-last (1.5x the crops/s of NCHW in fp32 on 2 AMD EPYC cores); ``bf16``: under
+    bf16 autocast (about twice as fast again on a CPU with AVX512-BF16 or AMX)."""
     model.eval().to(memory_format=torch.channels_last)
     out = []
     for start in range(0, len(images), batch_size):

@@ -142,11 +142,11 @@ def calibrate(
     from ..pretrained import load_pretrained
     from .calibrate import calibrate as fit
 
+    if split == "test":
+        raise ConfigError("fit on a held-out split (val), not test: test scores the result")
     pre = load_pretrained(checkpoint)
     if model_info(pre.arch).clip:
         raise ConfigError(f"{checkpoint}: calibrate takes image models, not clip models")
-    if split == "test":
-        raise ConfigError("fit on a held-out split (val), not test: test scores the result")
     dataset = load_dataset(data)
     part = dataset if split == "all" else dataset.split(split)
     result = fit(pre, part)

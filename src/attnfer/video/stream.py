@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from ..faces import Detector, Face, align_face
+from ..faces import Detector, Face
 from .io import MAX_BAD_FRAMES, Frame, Source, VideoReader
 from .track import IoUTracker
 
@@ -186,9 +186,8 @@ class VideoRecognition:
     def _classify(
         self, batch: list[tuple[Frame, list[tuple[int, Face]], bool]]
     ) -> Iterator[FrameResult]:
-        pre = self.recognizer.preprocess
         crops = [
-            align_face(frame.image, face, pre.size, pre.channels)
+            self.recognizer.align(frame.image, face)
             for frame, faces, _ in batch
             for _, face in faces
         ]

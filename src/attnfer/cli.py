@@ -1,43 +1,140 @@
-"""The ``attnfer`` command line."""
+"""The ``attnfer`` command line.
+
+Commands are imported when they run (or when their help or completion is asked for), so
+``attnfer --help`` answers without importing PyTorch. Exit codes: 0 all done, 1 some inputs
+failed, 2 a usage, model or data error (one line on stderr).
+"""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
+import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .annotate.commands import annotate
-from .data.commands import data_app
 from .errors import AttnferError
-from .explain import commands as explain_commands
-from .models.commands import models_command
-from .predict_commands import export, predict
-from .serve.commands import serve
-from .train import commands as train_commands
-from .video.commands import video_app
+
+EXIT_CODES = "Exit codes: 0 all done; 1 some inputs failed; 2 a usage, model or data error."
+
+# name: (module, attribute): a command function or a Typer app
+COMMANDS: dict[str, tuple[str, str]] = {
+    "predict": ("attnfer.predict_commands", "predict"),
+    "export": ("attnfer.predict_commands", "export"),
+    "explain": ("attnfer.explain.commands", "explain"),
+    "region-maps": ("attnfer.explain.commands", "region_maps_command"),
+    "models": ("attnfer.models.commands", "models_command"),
+    "train": ("attnfer.train.commands", "train"),
+    "evaluate": ("attnfer.train.commands", "evaluate"),
+    "calibrate": ("attnfer.train.commands", "calibrate"),
+    "cv": ("attnfer.train.commands", "cv"),
+    "compare": ("attnfer.train.commands", "compare"),
+    "serve": ("attnfer.serve.commands", "serve"),
+    "annotate": ("attnfer.annotate.commands", "annotate"),
+    "data": ("attnfer.data.commands", "data_app"),
+    "video": ("attnfer.video.commands", "video_app"),
+}
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a help text's first paragraph, on one line."""
+    paragraph = " ".join(text.split("\n\n")[0].split())
+    found = re.match(r"(.+?\.)(\s|$)", paragraph)
+    return found.group(1) if found else paragraph
+
+
+def _source_help(module: str, attribute: str) -> str:
+    """The help of a command function (its docstring) or a Typer app (its ``help=``), read from
+    the module's source without importing it."""
+    path = Path(__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node) or ""
+        named = isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == attribute for t in node.targets
+        )
+        if named and isinstance(node.value, ast.Call):
+            helps = [k.value for k in node.value.keywords if k.arg == "help"]
+            return ast.literal_eval(helps[0]) if helps else ""
+    return ""
+
+
+def short_help(name: str) -> str:
+    """The line the command listing shows for ``name``: the first sentence of its help."""
+    return first_sentence(_source_help(*COMMANDS[name]))
+
+
+Command = TyperCommand | TyperGroup
+
+
+def flags_without_type(command: Command) -> Command:
+    """``command`` and its subcommands with boolean flags shown as ``--json``, not
+    ``--json <bool>`` (they take no value)."""
+    help_option = command.get_help_option(typer.Context(command))
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        flags_without_type(sub)
+    return command
+
+
+def load_command(name: str) -> Command:
+    """The click command ``name`` of :data:`COMMANDS`, imported now."""
+    module, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer(rich_markup_mode="markdown", add_completion=False)
+        single.command(name)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return flags_without_type(command)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists :data:`COMMANDS` with :func:`short_help` and imports a command
+    only to run it, complete it or show its own help."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._loaded: dict[str, Command] = {}
+        self._listing = False
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            return TyperCommand(cmd_name, short_help=short_help(cmd_name))
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = load_command(cmd_name)
+        return self._loaded[cmd_name]
+
+    def format_help(self, ctx: typer.Context, formatter) -> None:
+        flags_without_type(self)
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
+    cls=LazyGroup,
     help="Facial expression recognition with attention.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-app.command()(predict)
-app.command()(export)
-app.command()(explain_commands.explain)
-app.command("region-maps")(explain_commands.region_maps_command)
-app.add_typer(data_app, name="data")
-app.add_typer(video_app, name="video")
-app.command("models")(models_command)
-app.command()(train_commands.train)
-app.command()(train_commands.evaluate)
-app.command()(train_commands.calibrate)
-app.command()(train_commands.cv)
-app.command()(train_commands.compare)
-app.command()(serve)
-app.command()(annotate)
 
 
 def _version(value: bool) -> None:
@@ -49,7 +146,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True)
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
 ) -> None:
     """attnfer: facial expression recognition with attention."""

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
-from .errors import DataError
+from .errors import ConfigError, DataError
+from .faces.draw import STYLES as DRAW_STYLES
 
 IMAGE_SUFFIXES = frozenset(
     (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
@@ -24,17 +36,64 @@ IMAGE_SUFFIXES = frozenset(
 CHUNK = 8  # images read and classified together
 PROGRESS_FROM = 10  # files: show a progress bar from this many on
 
+RESULT_SUFFIXES = (".jsonl", ".csv")
+
 console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def complete_from(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """A shell-completion callback offering the ``choices`` that start with what was typed."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [choice for choice in choices if choice.startswith(incomplete)]
+
+    return complete
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion of ``--model``: the shipped names, then model files and run folders."""
+    from .pretrained import SHIPPED
+
+    here = Path(incomplete).parent if incomplete else Path(".")
+    found = [
+        str(path) + ("/" if path.is_dir() else "")
+        for path in sorted(here.glob("*"))
+        if (path.is_dir() or path.suffix in (".safetensors", ".onnx"))
+        and not path.name.startswith(".")
+    ]
+    names = [*SHIPPED, *found]
+    return [name for name in names if name.startswith(incomplete.removeprefix("./"))]
+
+
+def complete_detector(incomplete: str) -> list[str]:
+    """Shell completion of ``--detector``: default and every detector back end."""
+    from .faces import list_detectors
+
+    return complete_from(["default", *list_detectors()])(incomplete)
+
 
 # Options shared by the commands that run a Recognizer (predict, serve).
 ModelOpt = Annotated[
-    str, typer.Option(help="Shipped model name, run folder, .safetensors or .onnx file.")
+    str,
+    typer.Option(
+        help="Shipped model name (attnfer models), run folder, .safetensors or .onnx file.",
+        autocompletion=complete_model,
+    ),
 ]
 DetectorOpt = Annotated[
-    str, typer.Option(help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.")
+    str,
+    typer.Option(
+        help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.",
+        autocompletion=complete_detector,
+    ),
 ]
-BackendOpt = Annotated[str, typer.Option(help="torch or onnx (onnxruntime).")]
-err_console = Console(stderr=True, soft_wrap=True)
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="torch or onnx (onnxruntime).", autocompletion=complete_from(("torch", "onnx"))
+    ),
+]
 
 
 def _is_glob(text: str) -> bool:
@@ -83,20 +142,27 @@ def _annotated_name(path: Path, used: set[str]) -> str:
     return name
 
 
+def _detected(face: dict[str, Any]) -> str:
+    """``yes`` for a box the detector found, ``no`` for the whole image taken as a crop."""
+    found = face.get("detected")
+    return "" if found is None else ("yes" if found else "no")
+
+
 def _table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="facial expressions")
     table.add_column("file", overflow="fold", min_width=24)
-    for col in ("face", "box", "expression", "probability", "runner-up"):
+    for col in ("face", "box", "detected", "expression", "probability", "runner-up"):
         table.add_column(col, no_wrap=True, justify="right" if col == "probability" else "left")
     for rec in records:
         if not rec["faces"]:
-            table.add_row(escape(rec["file"]), "-", "no face found", "", "", "")
+            table.add_row(escape(rec["file"]), "-", "", "", "no face found", "", "")
         for i, face in enumerate(rec["faces"], 1):
             ranked = sorted(face["probabilities"].items(), key=lambda kv: -kv[1])
             table.add_row(
                 escape(rec["file"]),
                 str(i),
                 ",".join(map(str, face["box"])),
+                _detected(face),
                 face["label"],
                 f"{100 * ranked[0][1]:.1f}%",
                 f"{ranked[1][0]} {100 * ranked[1][1]:.1f}%" if len(ranked) > 1 else "",
@@ -104,16 +170,131 @@ def _table(records: list[dict[str, Any]]) -> Table:
     return table
 
 
+def csv_header(labels: Sequence[str]) -> list[str]:
+    """The columns of predict's CSV: one row per face, one row with no face for a file without."""
+    return ["file", "face", "x1", "y1", "x2", "y2", "detected", "score", "label", *labels]
+
+
+def csv_rows(record: dict[str, Any], labels: Sequence[str]) -> list[list[Any]]:
+    """One file's rows under :func:`csv_header`."""
+    if not record["faces"]:
+        return [[record["file"], *([""] * (len(csv_header(labels)) - 1))]]
+    rows = []
+    for i, face in enumerate(record["faces"], 1):
+        probs = [f"{face['probabilities'][name]:.6f}" for name in labels]
+        score = "" if face["score"] is None else face["score"]
+        rows.append(
+            [record["file"], i, *face["box"], _detected(face), score, face["label"], *probs]
+        )
+    return rows
+
+
 def _write_csv(records: list[dict[str, Any]], labels: Sequence[str]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["file", "face", "x1", "y1", "x2", "y2", "score", "label", *labels])
+    writer.writerow(csv_header(labels))
     for rec in records:
-        if not rec["faces"]:
-            writer.writerow([rec["file"], "", "", "", "", "", "", "", *([""] * len(labels))])
-        for i, face in enumerate(rec["faces"], 1):
-            probs = [f"{face['probabilities'][name]:.6f}" for name in labels]
-            score = "" if face["score"] is None else face["score"]
-            writer.writerow([rec["file"], i, *face["box"], score, face["label"], *probs])
+        writer.writerows(csv_rows(rec, labels))
+
+
+def _cut_partial_line(path: Path) -> bytes:
+    """The complete lines of ``path``; a last line cut short (a run killed while writing it) is
+    removed from the file."""
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with path.open("r+b") as f:
+            f.truncate(len(complete))
+    return complete
+
+
+def _jsonl_files(path: Path) -> set[str]:
+    done = set()
+    for number, line in enumerate(_cut_partial_line(path).splitlines(), 1):
+        try:
+            done.add(json.loads(line)["file"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(f"{path}: line {number} is not a predict result") from None
+    return done
+
+
+def _csv_files(path: Path, labels: Sequence[str]) -> set[str]:
+    """The files in a predict CSV; the last file's rows are removed, as they may be incomplete
+    (it is predicted again)."""
+    lines = _cut_partial_line(path).splitlines(keepends=True)
+    if not lines:
+        return set()
+    header = next(csv.reader([lines[0].decode()]))
+    if header != csv_header(labels):
+        raise DataError(f"{path}: not a predict CSV for this model's labels ({','.join(labels)})")
+    files = [next(csv.reader([line.decode()]))[0] for line in lines[1:]]
+    if not files:
+        return set()
+    last = len(files)
+    while last > 0 and files[last - 1] == files[-1]:
+        last -= 1
+    with path.open("r+b") as f:
+        f.truncate(sum(len(line) for line in lines[: 1 + last]))
+    return set(files[:last])
+
+
+class ResultFile:
+    """Results written to a .jsonl file (a line per input file) or a .csv file
+    (:func:`csv_header`) as they come, each batch flushed; ``done`` holds the files already in
+    it when resumed."""
+
+    def __init__(self, path: Path, labels: Sequence[str], resume: bool) -> None:
+        if path.suffix.lower() not in RESULT_SUFFIXES:
+            raise ConfigError(f"--out {path}: must end in .jsonl or .csv")
+        exists = path.is_file() and path.stat().st_size > 0
+        if exists and not resume:
+            raise ConfigError(f"--out {path}: exists; add --resume to continue it, or remove it")
+        self.path, self.labels = path, tuple(labels)
+        self.csv = path.suffix.lower() == ".csv"
+        self.done: set[str] = set()
+        if exists:
+            self.done = _csv_files(path, labels) if self.csv else _jsonl_files(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", newline="")
+        if self.csv and self._file.tell() == 0:
+            self._write([csv_header(self.labels)])
+
+    def _write(self, rows: list[list[Any]]) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        self._file.write(text.getvalue())
+        self._file.flush()
+
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` (one per input file) and flush them to the file."""
+        if self.csv:
+            self._write([row for record in records for row in csv_rows(record, self.labels)])
+            return
+        self._file.write("".join(json.dumps(record) + "\n" for record in records))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class RateColumn(ProgressColumn):
+    """Images per second over the run so far."""
+
+    def render(self, task: Task) -> Text:
+        rate = task.completed / task.elapsed if task.elapsed else 0.0
+        return Text(f"{rate:.1f} images/s")
+
+
+def _progress(quiet: bool) -> Progress:
+    columns = (
+        TextColumn("recognising"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, console=err_console, transient=True, disable=quiet)
 
 
 def predict(
@@ -124,40 +305,79 @@ def predict(
         bool, typer.Option("--json", help="Print JSON instead of a table.")
     ] = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the results to this .jsonl (a line per file) or .csv file as they come, "
+            "instead of printing them."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(help="With --out: skip the files already in it and add the others to it."),
+    ] = False,
     save_annotated: Annotated[
         Path | None,
         typer.Option(help="Write images with boxes, labels and probability bars to this folder."),
     ] = None,
+    style: Annotated[
+        str,
+        typer.Option(
+            help="Annotated images: full (probability bars where they fit) or compact (labels).",
+            autocompletion=complete_from(DRAW_STYLES),
+        ),
+    ] = "full",
     model: ModelOpt = "default",
-    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip, tencrop.")] = "none",
+    tta: Annotated[
+        str,
+        typer.Option(
+            help="Test-time augmentation: none, flip, tencrop.",
+            autocompletion=complete_from(("none", "flip", "tencrop")),
+        ),
+    ] = "none",
     faces: Annotated[
-        str, typer.Option(help="auto (small images are face crops), crop (whole image), detect.")
+        str,
+        typer.Option(
+            help="auto (small images are face crops), crop (whole image), detect.",
+            autocompletion=complete_from(("auto", "crop", "detect")),
+        ),
     ] = "auto",
     detector: DetectorOpt = "default",
     backend: BackendOpt = "torch",
 ) -> None:
     """Find the faces in images and recognise their expressions.
 
-    A file that cannot be read is reported and skipped; the exit code is 0 when at least one
-    file was processed, 1 otherwise.
+    A file that cannot be read is reported and skipped. With --out the results go to a file as
+    they come (--resume continues a run that was stopped); without, they are printed at the end.
+
+    Exit codes: 0 every input done; 1 some inputs failed (named on stderr); 2 a usage, model or
+    data error.
     """
     from .faces import annotate, load_image
     from .recognize import Recognizer
 
-    if json_out and csv_out:
-        raise typer.BadParameter("choose one of --json and --csv")
+    if json_out + csv_out + (out is not None) > 1:
+        raise typer.BadParameter("choose one of --json, --csv and --out")
+    if resume and out is None:
+        raise typer.BadParameter("--resume continues an --out file; name it with --out")
+    if style not in DRAW_STYLES:
+        raise typer.BadParameter(f"--style must be one of {', '.join(DRAW_STYLES)}")
     chosen = "onnx" if model.endswith(".onnx") else backend
     recognizer = Recognizer(model, detector, chosen, faces, tta)
     files, problems = expand_paths(paths)
+    sink = ResultFile(out, recognizer.label_names, resume) if out is not None else None
+    if sink is not None and sink.done:
+        files = [path for path in files if str(path) not in sink.done]
+        err_console.print(f"{len(sink.done)} files already in {escape(str(out))}: skipped")
     for problem in problems:
         err_console.print(f"[yellow]skipped[/] {escape(problem)}")
     if save_annotated is not None:
         save_annotated.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
+    n_images = n_faces = 0
     skipped, used = len(problems), set()
-    columns = (TextColumn("recognising"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     quiet = len(files) < PROGRESS_FROM or not err_console.is_terminal
-    with Progress(*columns, console=err_console, transient=True, disable=quiet) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task("predict", total=len(files))
         for chunk in _chunks(files, CHUNK):
             loaded = []
@@ -168,22 +388,29 @@ def predict(
                     err_console.print(f"[yellow]skipped[/] {escape(str(exc))}")
                     skipped += 1
             results = recognizer.predict_batch([image for _, image in loaded])
+            done = []
             for (path, image), found in zip(loaded, results, strict=True):
                 assert not isinstance(found, DataError)  # arrays that loaded cannot fail
-                records.append({"file": str(path), "faces": [f.to_dict() for f in found]})
+                done.append({"file": str(path), "faces": [f.to_dict() for f in found]})
                 if save_annotated is not None:
-                    out = save_annotated / _annotated_name(path, used)
-                    annotate(image, found).save(out, quality=90)
+                    target = save_annotated / _annotated_name(path, used)
+                    annotate(image, found, style=style).save(target, quality=90)
+            n_images, n_faces = n_images + len(done), n_faces + sum(len(r["faces"]) for r in done)
+            if sink is not None:
+                sink.write(done)
+            else:
+                records.extend(done)
             bar.advance(task, len(chunk))
+    if sink is not None:
+        sink.close()
     if json_out:
         typer.echo(json.dumps(records, indent=2))
     elif csv_out:
         _write_csv(records, recognizer.label_names)
     elif records:
         console.print(_table(records))
-    n_faces = sum(len(r["faces"]) for r in records)
-    err_console.print(f"{len(records)} images, {n_faces} faces, {skipped} skipped")
-    if not records:
+    err_console.print(f"{n_images} images, {n_faces} faces, {skipped} skipped")
+    if skipped:
         raise typer.Exit(1)
 
 
@@ -201,8 +428,10 @@ def export(
         bool, typer.Option(help="safetensors: store the weights as fp16 (half the size).")
     ] = False,
 ) -> None:
-    """Export a trained model to ONNX (with its labels and preprocessing), TorchScript, or an
-    attnfer safetensors file (fp16 with --half: how the shipped default is made).
+    """Export a trained model to ONNX, TorchScript or an attnfer safetensors file.
+
+    The ONNX file carries the labels and preprocessing; --half stores safetensors weights as
+    fp16 (how the shipped default is made).
 
     ``attnfer predict --model FILE.onnx`` and ``Recognizer(model=FILE.onnx)`` run the ONNX file.
     """

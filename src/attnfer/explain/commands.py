@@ -12,12 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import DataError
-from ..predict_commands import expand_paths
+from ..errors import ConfigError, DataError
+from ..predict_commands import DetectorOpt, complete_from, complete_model, expand_paths
 
 console = Console(stderr=True, soft_wrap=True)
 
-ModelOption = Annotated[str, typer.Option(help="Shipped model name, run folder or .safetensors.")]
+METHODS = ("occlusion", "cbam", "stn", "gradcam")  # those of attnfer.explain.api, kept light
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        help="Shipped model name, run folder or .safetensors.", autocompletion=complete_model
+    ),
+]
 WindowOption = Annotated[int, typer.Option(help="Occlusion: side of the square, input pixels.")]
 StrideOption = Annotated[int, typer.Option(help="Occlusion: step between squares, pixels.")]
 FillOption = Annotated[
@@ -45,7 +51,12 @@ def explain(
         typer.Argument(help="Face crops or photos: files, folders (recursive) or globs."),
     ],
     model: ModelOption = "default",
-    method: Annotated[str, typer.Option(help="occlusion, cbam, stn or gradcam.")] = "occlusion",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="occlusion, cbam, stn or gradcam.", autocompletion=complete_from(METHODS)
+        ),
+    ] = "occlusion",
     out: Annotated[Path, typer.Option(help="Folder for the PNGs, .npy maps and explain.json.")] = (
         Path("explanations")
     ),
@@ -59,7 +70,7 @@ def explain(
     faces: Annotated[
         str, typer.Option(help="auto (small images are face crops), crop (whole image), detect.")
     ] = "auto",
-    detector: Annotated[str, typer.Option(help="Face detector for photos.")] = "default",
+    detector: DetectorOpt = "default",
     device: DeviceOption = "cpu",
 ) -> None:
     """Explain the model's expression for each face: PNG overlays and raw .npy maps.
@@ -68,12 +79,20 @@ def explain(
     attnfer predict does. OUT/explain.json lists every face, its prediction and its files.
     """
     from ..files import write_atomic
+    from ..models.attention import SpatialTransformer
     from ..pretrained import load_pretrained
     from ..recognize import Recognizer
     from .api import explain_faces
     from .render import render_explanation
 
     pre = load_pretrained(model, device=device)
+    if method == "stn" and not any(isinstance(m, SpatialTransformer) for m in pre.model.modules()):
+        raise ConfigError(
+            f"--method stn needs a model with a spatial transformer; {model} ({pre.arch}) has "
+            "none, nor has any shipped model: train one (attnfer train --config "
+            "recipes/paper001/deep_emotion_fer2013.yaml) and pass its run folder, or use "
+            "--method cbam, gradcam or occlusion"
+        )
     recognizer = Recognizer(model, detector, faces=faces, device=device)
     files, problems = expand_paths(images)
     options = {"window": window, "stride": stride, "fill": fill, "device": device}

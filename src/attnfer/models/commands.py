@@ -1,38 +1,110 @@
-"""``attnfer models``: a table of the registered models."""
+"""``attnfer models``: the shipped models, then the registered architectures."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
 from .registry import create_model, list_models, model_info
 
+COST_NOTE = (
+    "MFLOPs: one forward pass of one sample at the model's input size; FLOPs = 2 x the "
+    "multiply-adds of convolutions and matrix products (FlopCounterMode)"
+)
 
-def model_cost(name: str) -> tuple[int, float]:
-    """Parameters and forward MFLOPs of one sample at the default input size of model ``name``.
+
+def model_cost(
+    name: str, input_size: tuple[int, ...] | None = None, **kwargs: Any
+) -> tuple[int, float]:
+    """Parameters and forward MFLOPs of one sample of model ``name`` built with ``kwargs``, at
+    ``input_size`` (C, H, W; None: the model's default).
 
     Counted on the meta device (no memory, no compute) by ``FlopCounterMode``, which counts
     convolutions and matrix products, 2 FLOPs per multiply-add.
     """
-    info = model_info(name)
+    shape = input_size or model_info(name).input_size
+    if input_size is not None:
+        kwargs.update(in_chans=shape[0], input_size=tuple(shape[1:]))
     with torch.device("meta"):
-        model = create_model(name).eval()
-        x = torch.empty(1, *info.input_size)
+        model = create_model(name, **kwargs).eval()
+        x = torch.empty(1, *shape)
     params = sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as counter:
         model(x)
     return params, counter.get_total_flops() / 1e6
 
 
-def models_command() -> None:
-    """List the models: parameters, forward MFLOPs at the default input size, input, paper."""
+def shipped_model(name: str) -> dict[str, Any]:
+    """What the shipped model ``name``'s file records, read without loading its weights:
+    architecture, labels, preprocessing, training info, size on disk, parameters and MFLOPs."""
+    from ..pretrained import resolve
+
+    path = resolve(name)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    labels = json.loads(meta["label_names"])
+    pre = json.loads(meta["preprocess"])
+    shape = (pre["channels"], pre["size"], pre["size"])
+    kwargs = json.loads(meta["model_kwargs"])
+    params, mflops = model_cost(meta["arch"], shape, num_classes=len(labels), **kwargs)
+    return {
+        "name": name,
+        "arch": meta["arch"],
+        "kwargs": kwargs,
+        "labels": labels,
+        "input": shape,
+        "info": json.loads(meta.get("info", "{}")),
+        "megabytes": Path(path).stat().st_size / 1e6,
+        "params": params,
+        "mflops": mflops,
+    }
+
+
+def _val_accuracy(info: dict[str, Any]) -> str:
+    acc = info.get("best_val_acc")
+    return "" if acc is None else f"{100 * acc:.2f}%"
+
+
+def shipped_table() -> Table:
+    """One row per shipped model: task, architecture and cost, val accuracy, size on disk."""
+    from ..pretrained import SHIPPED
+
     table = Table(
-        title="attnfer models",
-        caption="MFLOPs: one forward pass of one sample at the default input size; "
-        "FLOPs = 2 x the multiply-adds of convolutions and matrix products (FlopCounterMode)",
+        title="shipped models (--model NAME)",
+        caption="val accuracy: the best epoch's, as recorded in the model file; test accuracy, "
+        "calibration, speed and recipes: docs/model_card.md",
     )
+    table.add_column("name", style="bold")
+    table.add_column("task")
+    table.add_column("architecture")
+    table.add_column("val accuracy", justify="right")
+    table.add_column("size", justify="right")
+    for name in SHIPPED:
+        m = shipped_model(name)
+        c, h, w = m["input"]
+        arch = " ".join([m["arch"], *(f"{k}={v}" for k, v in m["kwargs"].items())])
+        cost = f"{m['params'] / 1e6:.2f} M parameters, {m['mflops']:,.0f} MFLOPs"
+        calibrated = "\ncalibrated" if "calibration" in m["info"] else ""
+        table.add_row(
+            name,
+            f"{len(m['labels'])} expressions\n{h}x{w} {'gray' if c == 1 else 'RGB'} faces",
+            f"{arch}\n{cost}",
+            _val_accuracy(m["info"]) + calibrated,
+            f"{m['megabytes']:.1f} MB",
+        )
+    return table
+
+
+def architectures_table() -> Table:
+    """One row per registered architecture: parameters, MFLOPs, input size, paper."""
+    table = Table(title="architectures (attnfer train; not shipped as weights)", caption=COST_NOTE)
     table.add_column("name", style="bold")
     table.add_column("parameters", justify="right")
     table.add_column("MFLOPs", justify="right")
@@ -41,11 +113,16 @@ def models_command() -> None:
     for name in list_models():
         info = model_info(name)
         params, mflops = model_cost(name)
-        table.add_row(
-            name,
-            f"{params:,}",
-            f"{mflops:,.1f}",
-            "x".join(map(str, info.input_size)),
-            info.paper,
-        )
-    Console().print(table)
+        size = "x".join(map(str, info.input_size))
+        table.add_row(name, f"{params:,}", f"{mflops:,.1f}", size, info.paper)
+    return table
+
+
+def models_command() -> None:
+    """The shipped models (task, accuracy, size) and the architectures to train.
+
+    ``--model`` takes a shipped model's name, a run folder or a weights file.
+    """
+    console = Console()
+    console.print(shipped_table())
+    console.print(architectures_table())

@@ -164,7 +164,7 @@ def test_command_refuses_a_folder_without_clips(tmp_path) -> None:
 
 
 def test_api_serves_frames_and_checks_marks(clips) -> None:
-    api = TestClient(create_app(MarksStore(clips)))
+    api = TestClient(create_app(MarksStore(clips)), base_url="http://localhost")
     state = api.get("/api/state").json()
     assert [c["name"] for c in state["clips"]] == [
         "happy/a.mp4",

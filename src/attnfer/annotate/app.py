@@ -13,6 +13,9 @@ Routes (clips are addressed by index only, so no route takes a path from the req
   face is found), computed on first request (the model is loaded then) and kept per clip;
 - ``PUT /api/clips/{i}/marks``: check and save the marks (JSON: ``start``, ``end``, ``peak`` and
   the five flags); a 422 answer's ``detail`` says what is wrong.
+
+The app sits behind :class:`~attnfer.serve.hardening.Guard` (Host allow-list, token, requests
+in flight, body size, security headers).
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from ..errors import AttnferError, DataError
+from ..serve.hardening import Guard, GuardSettings
 from ..video.io import VideoReader
 from ..video.marks import Marks
 from .store import TABLE_NAME, MarksStore
 
 STATIC = Path(__file__).parent / "static"
 JPEG_QUALITY = 90
+MAX_BODY_BYTES = 10_000  # a request body: the marks' JSON
 HINT_EVERY = 5  # the hints detect faces every N frames and track them in between
 
 
@@ -135,9 +140,14 @@ class MarksBody(BaseModel):
     other: bool = False
 
 
-def create_app(store: MarksStore, hints: Hints | None = None) -> FastAPI:
-    """The labelling app over ``store``; ``hints`` None leaves the model out."""
+def create_app(
+    store: MarksStore, hints: Hints | None = None, guard: GuardSettings | None = None
+) -> FastAPI:
+    """The labelling app over ``store``; ``hints`` None leaves the model out. ``guard`` (default:
+    loopback hosts, no token) sets the :class:`Guard` in front of it."""
     app = FastAPI(title="attnfer annotate", docs_url=None, redoc_url=None, openapi_url=None)
+    settings = guard or GuardSettings()
+    app.add_middleware(Guard, settings=dataclasses.replace(settings, max_body_bytes=MAX_BODY_BYTES))
     recent = RecentClips(store)
     count = len(store.clips)
 

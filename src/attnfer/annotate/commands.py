@@ -8,13 +8,24 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
+from ..serve.options import (
+    MAX_IN_FLIGHT,
+    READ_TIMEOUT_S,
+    AllowHostOpt,
+    MaxInFlightOpt,
+    ReadTimeoutOpt,
+    TokenOpt,
+    run_server,
+)
 
 
 def annotate(
     folder: Annotated[
         Path, typer.Argument(help="Folder of clips in emotion folders (happy/p01.mp4, ...).")
     ],
-    host: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to serve on; any but loopback needs --token.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8001,
     hints: Annotated[
         bool,
@@ -23,6 +34,10 @@ def annotate(
     model: Annotated[
         str, typer.Option(help="Model for the hints: shipped name, run folder or file.")
     ] = "default",
+    allow_host: AllowHostOpt = None,
+    token: TokenOpt = None,
+    read_timeout: ReadTimeoutOpt = READ_TIMEOUT_S,
+    max_in_flight: MaxInFlightOpt = MAX_IN_FLIGHT,
 ) -> None:
     """Label clips frame by frame in the browser: start, end and peak frames and flags.
 
@@ -30,8 +45,7 @@ def annotate(
     attnfer video trim; a new session opens at the first unlabelled clip (see docs/annotate.md).
     """
     try:
-        import uvicorn
-
+        from ..serve.hardening import GuardSettings, allowed_hosts
         from .app import Hints, create_app
     except ModuleNotFoundError as exc:
         raise ConfigError(
@@ -50,6 +64,8 @@ def annotate(
     typer.echo(f"{len(store.clips)} clips in {folder}, {sum(store.labelled())} labelled; {where}")
     for skipped in store.skipped:
         typer.echo(f"left out {skipped.name}: {skipped.reason}")
-    app = create_app(store, Hints(model) if hints else None)
-    typer.echo(f"open http://{host}:{port} in a browser; Ctrl+C stops (saved marks are kept)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    guard = GuardSettings(allowed_hosts(host, allow_host or ()), token, max_in_flight=max_in_flight)
+    app = create_app(store, Hints(model) if hints else None, guard)
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    typer.echo(f"open {url} in a browser; Ctrl+C stops (saved marks are kept)")
+    run_server(app, host, port, token, read_timeout, "warning")

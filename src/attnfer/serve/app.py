@@ -2,14 +2,20 @@
 
 ``create_app()`` loads the model and the face detector once; every request shares them through a
 :class:`~attnfer.serve.batching.MicroBatcher`. Uploads are decoded in the server's thread pool,
-the model runs in the batcher's one worker thread, and the event loop never waits on either.
+the model runs in the batcher's worker threads, and the event loop never waits on either. The
+app sits behind :class:`~attnfer.serve.hardening.Guard` (Host allow-list, token, requests in
+flight, body size, security headers), and an image holds its pixels (read from its header) in a
+:class:`~attnfer.serve.hardening.PixelBudget` shared by all requests from before it is decoded
+until its faces are found.
 
 Endpoints: ``POST /v1/predict`` (one image), ``POST /v1/predict/batch`` (several, one result or
 error each), ``GET /v1/models``, ``GET /healthz``, the demo page at ``/`` and the OpenAPI schema
 at ``/openapi.json`` (browsed at ``/docs`` and ``/redoc``, offline). A refused upload gets a 4xx
-with ``{"detail": "<file>: <problem>"}``: 411 without a Content-Length, 413 above the size, pixel
+with ``{"detail": "<file>: <problem>"}``: 400 for a disallowed Host or a body framed two ways, 401
+without the token (when one is set), 411 without a Content-Length, 413 above the size, pixel
 or file-count limit, 415 for a content type that is not an image, 422 for a missing, empty,
-corrupt or unknown image. See docs/serve.md.
+corrupt or unknown image; 503 with ``Retry-After`` when the server is too busy to take it. See
+docs/serve.md.
 """
 
 from __future__ import annotations
@@ -29,19 +35,27 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import __version__
 from ..errors import DataError
 from ..faces.images import describe, load_image
 from ..pretrained import SHIPPED, load_pretrained
 from ..recognize import Recognizer
-from .batching import Batched, MicroBatcher
+from .batching import WORKERS, Batched, MicroBatcher
+from .hardening import (
+    LOOPBACK_HOSTS,
+    MAX_IN_FLIGHT,
+    Busy,
+    Guard,
+    GuardSettings,
+    PixelBudget,
+    header_pixels,
+)
 
 MAX_UPLOAD_BYTES = 20_000_000  # a request body (one upload, or all files of a batch)
 MAX_PIXELS = 40_000_000  # an image's pixels, from its header, before it is decoded
 MAX_FILES = 16  # files in one batch request
+QUEUE_WAIT_S = 30.0  # how long an image waits for room in the pixel budget before a 503
 STATIC = Path(__file__).with_name("static")
 
 
@@ -118,40 +132,14 @@ class Problem(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Malformed multipart body"},
+    400: {"model": Problem, "description": "Malformed body, or a Host not allowed"},
+    401: {"model": Problem, "description": "No token (when the server has one)"},
     411: {"model": Problem, "description": "No Content-Length"},
     413: {"model": Problem, "description": "Upload, image or batch above the limits"},
     415: {"model": Problem, "description": "Content type is not an image"},
     422: {"model": Problem, "description": "Missing, empty, corrupt or unknown image"},
+    503: {"model": Problem, "description": "Too busy: retry after Retry-After seconds"},
 }
-
-
-class BodyLimit:
-    """Refuses a POST body above ``max_bytes`` (413) from its Content-Length, before reading it,
-    and a POST without one (411), whose size would only be known once read."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            problem = self._problem(Headers(scope=scope).get("content-length"))
-            if problem is not None:
-                response = JSONResponse({"detail": problem[1]}, status_code=problem[0])
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _problem(self, length: str | None) -> tuple[int, str] | None:
-        if length is None or not length.isdigit():
-            return 411, "the request needs a Content-Length header"
-        if int(length) > self.max_bytes:
-            return 413, (
-                f"the upload is {int(length) / 1e6:.3g} MB, above the limit of "
-                f"{self.max_bytes / 1e6:.3g} MB"
-            )
-        return None
 
 
 def _is_image_type(content_type: str | None) -> bool:
@@ -181,8 +169,17 @@ def _describe_model(name: str, recognizer: Recognizer) -> ModelOut:
         labels=list(recognizer.label_names),
         input_size=recognizer.preprocess.size,
         channels=recognizer.preprocess.channels,
-        info=info,
+        info=public_info(info),
     )
+
+
+def public_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The weights' provenance without the entries that are file paths (the training data's)."""
+    return {
+        key: value
+        for key, value in info.items()
+        if not (isinstance(value, str) and ("/" in value or "\\" in value))
+    }
 
 
 def create_app(
@@ -196,17 +193,28 @@ def create_app(
     max_files: int = MAX_FILES,
     batch_size: int = 8,
     max_wait_ms: float = 2.0,
+    workers: int = WORKERS,
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS,
+    token: str | None = None,
+    max_in_flight: int = MAX_IN_FLIGHT,
+    max_pixels_in_flight: int | None = None,
+    queue_wait_s: float = QUEUE_WAIT_S,
 ) -> FastAPI:
     """The server app, running ``recognizer`` or a new ``Recognizer(model, detector, backend)``.
 
     ``model`` names the model in ``GET /v1/models`` (pass the one ``recognizer`` was made
     from). ``max_upload_bytes`` caps a request body, ``max_pixels`` each image, ``max_files`` a
-    batch. ``batch_size`` and ``max_wait_ms`` set the micro-batcher (see :mod:`.batching`).
+    batch. ``batch_size``, ``max_wait_ms`` and ``workers`` set the micro-batcher (see
+    :mod:`.batching`). ``allowed_hosts``, ``token`` and ``max_in_flight`` go to the :class:`Guard`;
+    ``max_pixels_in_flight`` (None: twice ``max_pixels``) bounds the decoded pixels of all
+    requests together (an image waits up to ``queue_wait_s`` for room, then gets a 503).
     """
     if recognizer is None:
         recognizer = Recognizer(model, detector, backend)
-    batcher = MicroBatcher(recognizer, batch_size, max_wait_ms)
+    batcher = MicroBatcher(recognizer, batch_size, max_wait_ms, workers)
+    budget = PixelBudget(max(max_pixels_in_flight or 2 * max_pixels, max_pixels), queue_wait_s)
     described = _describe_model(model, recognizer)
+    guard = GuardSettings(allowed_hosts, token, max_upload_bytes, max_in_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -221,12 +229,13 @@ def create_app(
     )
     app.state.recognizer = recognizer
     app.state.batcher = batcher
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    app.state.budget = budget
+    app.add_middleware(Guard, settings=guard)
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    async def decode(upload: UploadFile) -> np.ndarray:
-        """The upload as an RGB array, or an HTTPException naming the file and the problem."""
+    async def read(upload: UploadFile) -> tuple[str, bytes]:
+        """The upload's name and bytes; 415 for a content type that is not an image."""
         name = upload.filename or "the upload"
         if not _is_image_type(upload.content_type):
             raise HTTPException(
@@ -234,7 +243,10 @@ def create_app(
                 f"{name}: content type {upload.content_type} is not an image type "
                 "(send image/jpeg, image/png, ... or application/octet-stream)",
             )
-        data = await upload.read()
+        return name, await upload.read()
+
+    async def decode(name: str, data: bytes) -> np.ndarray:
+        """The image as an RGB array, or an HTTPException naming the file and the problem."""
         try:
             return await run_in_threadpool(load_image, data, max_pixels)
         except DataError as exc:
@@ -242,14 +254,20 @@ def create_app(
             status = 413 if "above the limit" in problem else 422
             raise HTTPException(status, f"{name}: {problem}") from None
 
-    async def decode_or_refusal(upload: UploadFile) -> np.ndarray | HTTPException:
+    async def find(name: str, data: bytes) -> tuple[int, int, Batched]:
+        """The image's width, height and faces; its decoded pixels are held in the budget from
+        before decoding until the faces are found."""
         try:
-            return await decode(upload)
-        except HTTPException as exc:
-            return exc
+            async with budget.hold(min(header_pixels(data), max_pixels)):
+                image = await decode(name, data)
+                found = await batcher.predict(image)
+                return image.shape[1], image.shape[0], found
+        except Busy as exc:
+            raise HTTPException(503, f"{name}: {exc}", {"Retry-After": "5"}) from None
 
-    def prediction(image: np.ndarray, found: Batched, start: float) -> Prediction:
-        height, width = image.shape[:2]
+    async def recognise(upload: UploadFile) -> Prediction:
+        start = time.perf_counter()
+        width, height, found = await find(*await read(upload))
         return Prediction(
             width=width,
             height=height,
@@ -258,14 +276,20 @@ def create_app(
             time_ms=round(1000 * (time.perf_counter() - start), 1),
         )
 
+    async def batch_item(upload: UploadFile) -> BatchItem:
+        """One file of a batch: its prediction, or the status and message it would get alone."""
+        name = upload.filename
+        try:
+            return BatchItem(filename=name, status=200, prediction=await recognise(upload))
+        except HTTPException as exc:
+            return BatchItem(filename=name, status=exc.status_code, error=exc.detail)
+
     @app.post("/v1/predict", responses=ERRORS)
     async def predict(
         file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP, TIFF...")],
     ) -> Prediction:
         """Find the faces in an image and recognise their expressions."""
-        start = time.perf_counter()
-        image = await decode(file)
-        return prediction(image, await batcher.predict(image), start)
+        return await recognise(file)
 
     @app.post("/v1/predict/batch", responses=ERRORS)
     async def predict_batch(
@@ -274,19 +298,7 @@ def create_app(
         """The faces of each image; a file that cannot be read gets its error, the others go on."""
         if len(files) > max_files:
             raise HTTPException(413, f"{len(files)} files, above the limit of {max_files}")
-        start = time.perf_counter()
-        decoded = await asyncio.gather(*(decode_or_refusal(f) for f in files))
-        images = [image for image in decoded if isinstance(image, np.ndarray)]
-        found = iter(await asyncio.gather(*(batcher.predict(image) for image in images)))
-        results = []
-        for name, image in zip((f.filename for f in files), decoded, strict=True):
-            if isinstance(image, HTTPException):
-                item = BatchItem(filename=name, status=image.status_code, error=image.detail)
-            else:
-                done = prediction(image, next(found), start)
-                item = BatchItem(filename=name, status=200, prediction=done)
-            results.append(item)
-        return BatchPrediction(results=results)
+        return BatchPrediction(results=list(await asyncio.gather(*map(batch_item, files))))
 
     @app.get("/v1/models")
     async def models() -> Models:

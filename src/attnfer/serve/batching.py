@@ -1,16 +1,20 @@
-"""Micro-batching: concurrent requests share one ``Recognizer.predict_batch`` call.
+"""Micro-batching: concurrent requests share ``Recognizer.predict_batch`` calls.
 
 A request hands its decoded image to :meth:`MicroBatcher.predict` and awaits the result; the
-event loop never blocks. One worker thread, the only one that runs the model, takes the first
-waiting image, gathers the images that arrive within ``max_wait_ms`` (up to ``max_batch``), runs
-one ``predict_batch`` on them (face detection image by image, then one classifier call for all
-their faces) and hands each request its faces. Images that arrive while a batch runs are waiting
-when it ends and go together in the next one, so batches grow with the load.
+event loop never blocks. ``workers`` threads share one queue. Each takes the first waiting
+image, gathers the images that arrive within ``max_wait_ms`` (up to ``max_batch``), runs one
+``predict_batch`` on them (face detection image by image, then one classifier call for all their
+faces) and hands each request its faces. Images that arrive while the batches run are waiting
+when one ends and go together in the next, so batches grow with the load. Each worker detects
+faces with a detector of its own (detectors are not safe to share between threads) and all share
+the classifier, so the detection of concurrent requests runs on as many cores as there are
+workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import queue
 import threading
 import time
@@ -21,6 +25,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..recognize import FaceResult, Recognizer
+from .options import WORKERS
 
 
 @dataclass(frozen=True)
@@ -34,23 +39,40 @@ class Batched:
 Job = tuple[np.ndarray, Future[Batched]]  # a decoded image and its result
 
 
-class MicroBatcher:
-    """Runs ``recognizer`` on batches of concurrent requests in one worker thread.
+def with_own_detector(recognizer: Recognizer) -> Recognizer:
+    """A shallow copy of ``recognizer`` (sharing its classifier) with a new detector of the same
+    kind and settings."""
+    detector = recognizer.detector
+    clone = copy.copy(recognizer)
+    clone._detector = type(detector)(min_score=detector.min_score, max_side=detector.max_side)
+    return clone
 
-    The thread starts with the first request (again after :meth:`close`); ``max_wait_ms=0``
+
+class MicroBatcher:
+    """Runs ``recognizer`` on batches of concurrent requests in ``workers`` threads.
+
+    The threads start with the first request (again after :meth:`close`); ``max_wait_ms=0``
     batches only the images already waiting.
     """
 
-    def __init__(self, recognizer: Recognizer, max_batch: int = 8, max_wait_ms: float = 2.0):
-        if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch must be at least 1 and max_wait_ms at least 0")
+    def __init__(
+        self,
+        recognizer: Recognizer,
+        max_batch: int = 8,
+        max_wait_ms: float = 2.0,
+        workers: int = WORKERS,
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0 or workers < 1:
+            raise ValueError("max_batch and workers must be at least 1, max_wait_ms at least 0")
         self.recognizer = recognizer
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
-        self._worker: threading.Thread | None = None
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # the worker's queue
-        self._lock = threading.Lock()  # guards the worker and its queue
-        self._model_lock = threading.Lock()  # one model call at a time, even across a restart
+        # the first worker runs ``recognizer`` itself, each other one a copy with its own detector
+        copies = [with_own_detector(recognizer) for _ in range(workers - 1)]
+        self.recognizers = [recognizer, *copies]
+        self._workers: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # the workers' queue
+        self._lock = threading.Lock()  # guards the workers and their queue
 
     async def predict(self, image: np.ndarray) -> Batched:
         """The faces in a decoded RGB image, from the next batch."""
@@ -60,24 +82,32 @@ class MicroBatcher:
         """Queue a decoded RGB image; the future gets its faces (or the error)."""
         future: Future[Batched] = Future()
         with self._lock:
-            if self._worker is None:
+            if not self._workers:
                 self._jobs = queue.SimpleQueue()
-                self._worker = threading.Thread(
-                    target=self._run, args=(self._jobs,), name="attnfer-batcher", daemon=True
-                )
-                self._worker.start()
+                self._workers = [
+                    threading.Thread(
+                        target=self._run,
+                        args=(self._jobs, recognizer),
+                        name=f"attnfer-batcher-{i}",
+                        daemon=True,
+                    )
+                    for i, recognizer in enumerate(self.recognizers)
+                ]
+                for worker in self._workers:
+                    worker.start()
             self._jobs.put((image, future))
         return future
 
     def close(self) -> None:
-        """Serve the images already queued, then stop the worker thread."""
+        """Serve the images already queued, then stop the worker threads."""
         with self._lock:
-            worker, self._worker = self._worker, None
+            workers, self._workers = self._workers, []
             self._jobs.put(None)
-        if worker is not None:
+        for worker in workers:
             worker.join()
 
-    def _run(self, jobs: queue.SimpleQueue[Job | None]) -> None:
+    def _run(self, jobs: queue.SimpleQueue[Job | None], recognizer: Recognizer) -> None:
+        """Serve batches until the stop mark, which it leaves in the queue for the others."""
         while (job := jobs.get()) is not None:
             batch = [job]
             deadline = time.monotonic() + self.max_wait
@@ -90,15 +120,16 @@ class MicroBatcher:
                     jobs.put(None)  # stop after this batch
                     break
                 batch.append(job)
-            self._serve(batch)
+            self._serve(batch, recognizer)
+        jobs.put(None)
 
-    def _serve(self, batch: list[Job]) -> None:
+    @staticmethod
+    def _serve(batch: list[Job], recognizer: Recognizer) -> None:
         live = [(image, future) for image, future in batch if future.set_running_or_notify_cancel()]
         if not live:
             return
         try:
-            with self._model_lock:
-                results = self.recognizer.predict_batch([image for image, _ in live])
+            results = recognizer.predict_batch([image for image, _ in live])
         except Exception as exc:  # the requests fail, the worker goes on
             for _, future in live:
                 future.set_exception(exc)

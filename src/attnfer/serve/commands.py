@@ -8,8 +8,16 @@ import typer
 
 from ..errors import ConfigError
 from ..predict_commands import BackendOpt, DetectorOpt, ModelOpt
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from .options import (
+    MAX_IN_FLIGHT,
+    READ_TIMEOUT_S,
+    WORKERS,
+    AllowHostOpt,
+    MaxInFlightOpt,
+    ReadTimeoutOpt,
+    TokenOpt,
+    run_server,
+)
 
 
 def serve(
@@ -33,15 +41,30 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="How long the batcher waits for more images, in ms.")
     ] = 2.0,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Batcher threads, each detecting faces on a core.")
+    ] = WORKERS,
+    max_megapixels_in_flight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            help="Decoded pixels of all requests together, in millions (default: twice "
+            "--max-megapixels); an image waits for room, then gets a 503.",
+        ),
+    ] = None,
+    allow_host: AllowHostOpt = None,
+    token: TokenOpt = None,
+    read_timeout: ReadTimeoutOpt = READ_TIMEOUT_S,
+    max_in_flight: MaxInFlightOpt = MAX_IN_FLIGHT,
 ) -> None:
     """Serve the recognition API (/v1/predict, /docs) and the demo page (/) over HTTP.
 
-    The model is loaded once and concurrent requests are batched. Binds 127.0.0.1 unless --host.
+    The model is loaded once and concurrent requests are batched. Binds 127.0.0.1 unless --host;
+    any other address needs --token (see docs/serve.md).
     """
     try:
-        import uvicorn
-
         from .app import create_app
+        from .hardening import allowed_hosts
     except ImportError as exc:
         raise ConfigError(
             f"attnfer serve needs the serve extra ({exc.name} is missing): "
@@ -57,7 +80,10 @@ def serve(
         max_files=max_files,
         batch_size=batch_size,
         max_wait_ms=max_wait_ms,
+        workers=workers,
+        allowed_hosts=allowed_hosts(host, allow_host or ()),
+        token=token,
+        max_in_flight=max_in_flight,
+        max_pixels_in_flight=max_megapixels_in_flight and round(max_megapixels_in_flight * 1e6),
     )
-    if host not in LOOPBACK:
-        typer.secho(f"warning: serving on {host}, not only this machine", fg="yellow", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    run_server(app, host, port, token, read_timeout, "info")

@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ pytest.importorskip("schemathesis")
 
 import schemathesis
 from fastapi.testclient import TestClient
+from hardened_server import hardened_server, read_all
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -36,7 +38,7 @@ from attnfer.pretrained import load_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.serve.app import create_app
 from attnfer.serve.batching import MicroBatcher
-from attnfer.serve.hardening import LOOPBACK_HOSTS
+from attnfer.serve.hardening import LOOPBACK_HOSTS, Busy, PixelBudget
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
@@ -231,7 +233,7 @@ def test_generated_requests_get_no_server_error(
 
 def test_batcher_groups_concurrent_images(recognizer: Recognizer) -> None:
     image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
-    batcher = MicroBatcher(recognizer, max_batch=4, max_wait_ms=200)
+    batcher = MicroBatcher(recognizer, max_batch=4, max_wait_ms=200, workers=1)
 
     async def six() -> list[Any]:
         return await asyncio.gather(*(batcher.predict(image) for _ in range(6)))
@@ -244,6 +246,167 @@ def test_batcher_groups_concurrent_images(recognizer: Recognizer) -> None:
         assert batcher.submit(image).result(timeout=30).batch_size == 1
     finally:
         batcher.close()
+
+
+def test_batcher_workers_detect_with_detectors_of_their_own(recognizer: Recognizer) -> None:
+    image = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    batcher = MicroBatcher(recognizer, max_batch=2, max_wait_ms=20, workers=2)
+
+    async def six() -> list[Any]:
+        return await asyncio.gather(*(batcher.predict(image) for _ in range(6)))
+
+    try:
+        first, second = batcher.recognizers
+        assert first is recognizer and second.detector is not recognizer.detector
+        assert type(second.detector) is type(recognizer.detector)
+        found = asyncio.run(six())
+        assert all(f.faces[0].label == "happy" for f in found)
+        assert found[0].faces == found[-1].faces
+        running = {t.name for t in threading.enumerate() if t.name.startswith("attnfer-batcher")}
+        assert running == {"attnfer-batcher-0", "attnfer-batcher-1"}
+    finally:
+        batcher.close()
+
+
+def test_host_header_must_name_an_allowed_host(recognizer: Recognizer) -> None:
+    app = create_app(recognizer, allowed_hosts=LOOPBACK_HOSTS | {"faces.example"})
+    with TestClient(app, base_url="http://attacker.example") as attacker:
+        for response in (attacker.get("/"), attacker.get("/v1/models"), attacker.get("/healthz")):
+            assert response.status_code == 400
+            assert response.json()["detail"].startswith("Host 'attacker.example' is not one")
+        upload = attacker.post("/v1/predict", files={"file": ("a.jpg", EXAMPLE.read_bytes())})
+        assert upload.status_code == 400
+    for url in ("http://faces.example", "http://127.0.0.1:8000", "http://[::1]:8000", LOCAL):
+        with TestClient(app, base_url=url) as allowed:
+            assert allowed.get("/healthz").status_code == 200, url
+
+
+def test_token_is_checked_on_every_route(recognizer: Recognizer) -> None:
+    app = create_app(recognizer, token="s3cret")
+    photo = {"file": ("a.jpg", EXAMPLE.read_bytes())}
+    with TestClient(app, base_url=LOCAL) as client:
+        for path in ("/", "/healthz", "/v1/models", "/openapi.json", "/static/app.js"):
+            refused = client.get(path)
+            assert refused.status_code == 401, path
+            assert refused.headers["www-authenticate"] == "Bearer"
+        assert client.post("/v1/predict", files=photo).status_code == 401
+        wrong = {"Authorization": "Bearer guess"}
+        assert client.get("/healthz", headers=wrong).status_code == 401
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert client.post("/v1/predict", files=photo, headers=bearer).status_code == 200
+        page = client.get("/?token=s3cret")  # a browser opening the printed URL
+        assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
+        assert client.post("/v1/predict", files=photo).status_code == 200  # by the cookie
+
+
+def test_answers_carry_the_security_headers(client: TestClient) -> None:
+    for response in (
+        client.get("/"),
+        client.get("/docs"),
+        client.get("/v1/models"),
+        client.post("/v1/predict", files={"file": ("e.jpg", b"")}),
+    ):
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert "script-src 'self';" not in client.get("/").headers["content-security-policy"]
+
+
+def test_content_length_with_chunked_body_is_refused_unread(app: Any) -> None:
+    head = (
+        b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"100000\r\n" + bytes(1 << 20) + b"\r\n"  # 1 MB
+    with hardened_server(app) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head)
+        answer = read_all(sock)
+        with pytest.raises(OSError):  # the server closed the connection: 200 MB cannot go
+            for _ in range(200):
+                sock.sendall(chunk)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"both Content-Length and Transfer-Encoding" in answer
+
+
+def _trickle(sock: socket.socket, limit_s: float = 20) -> float:
+    """Send a byte every 0.2 s until the server closes the connection; the seconds it took."""
+    start = time.monotonic()
+    sock.settimeout(0.2)
+    while time.monotonic() - start < limit_s:
+        try:
+            sock.sendall(b"x")
+            if sock.recv(4096) == b"":
+                break
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    return time.monotonic() - start
+
+
+def test_slow_clients_are_cut_off(app: Any) -> None:
+    slow_head = b"GET /healthz HTTP/1.1\r\nX-Slow: "
+    slow_body = b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9999\r\n\r\n"
+    with hardened_server(app, read_timeout=1) as port:
+        for start in (b"", slow_head, slow_body):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(start)
+                assert _trickle(sock) < 10, start
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+
+
+def test_requests_beyond_the_limit_in_flight_get_503(recognizer: Recognizer) -> None:
+    app = create_app(recognizer, max_in_flight=1)
+    stalled = b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9999\r\n\r\n"
+    with hardened_server(app) as port:
+        url = f"http://127.0.0.1:{port}"
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(stalled)  # its body never comes: it holds the one place
+            time.sleep(0.3)
+            busy = httpx.get(f"{url}/v1/models")
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+            assert "busy" in busy.json()["detail"]
+            assert httpx.get(f"{url}/healthz").status_code == 200  # not counted
+        deadline = time.monotonic() + 10
+        while (response := httpx.get(f"{url}/v1/models")).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert response.status_code == 200
+
+
+def test_images_beyond_the_pixel_budget_get_503_after_the_wait(recognizer: Recognizer) -> None:
+    app = create_app(recognizer, max_pixels=300_000, max_pixels_in_flight=300_000, queue_wait_s=0)
+    photos = [("files", (f"{i}.jpg", EXAMPLE.read_bytes())) for i in range(3)]  # 0.26 MP each
+    with TestClient(app, base_url=LOCAL) as client:
+        results = client.post("/v1/predict/batch", files=photos).json()["results"]
+        assert [r["status"] for r in results] == [200, 503, 503]
+        assert results[1]["error"].startswith("1.jpg: the server is busy decoding")
+        again = client.post("/v1/predict/batch", files=photos[:1]).json()["results"]
+        assert again[0]["status"] == 200
+        assert app.state.budget.used == 0
+
+
+def test_pixel_budget_serves_in_order_and_gives_up_after_its_wait() -> None:
+    budget = PixelBudget(100, wait_s=0.5)
+    order: list[str] = []
+
+    async def take(name: str, pixels: int, hold_s: float) -> None:
+        async with budget.hold(pixels):
+            order.append(name)
+            await asyncio.sleep(hold_s)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(take("a", 60, 0.2))
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.create_task(take(n, p, 0)) for n, p in (("b", 60), ("c", 10))]
+        await asyncio.gather(first, *waiting)
+        assert order == ["a", "b", "c"]  # c fitted beside a, but waited its turn
+        async with budget.hold(1000):  # above the total: the whole budget
+            with pytest.raises(Busy, match="the server is busy decoding"):
+                await take("d", 1, 0)
+        assert budget.used == 0
+
+    asyncio.run(scenario())
 
 
 def test_load_50_clients_without_errors(app: Any, live_server: Any) -> None:

@@ -4,7 +4,12 @@ refusal of paths, and the page driven by its keys in headless Chromium."""
 from __future__ import annotations
 
 import http.client
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +30,7 @@ from attnfer.annotate.commands import annotate
 from attnfer.annotate.store import MarksStore, Skipped
 from attnfer.data.labels import CANONICAL
 from attnfer.errors import DataError
+from attnfer.serve.hardening import GuardSettings, allowed_hosts
 from attnfer.video import VideoReader, VideoWriter
 from attnfer.video.io import VIDEO_SUFFIXES
 from attnfer.video.marks import FLAGS, MarkedClip, Marks, find_marks, read_marks_table
@@ -124,6 +130,93 @@ def test_save_writes_clip_and_combined_files_atomically(clips) -> None:
     assert not any(f.endswith(".tmp") for f in files(clips)), "no temporary file left"
 
 
+def test_clips_that_would_share_a_marks_file_or_break_a_line_are_left_out(tmp_path) -> None:
+    happy = tmp_path / "happy"
+    happy.mkdir()
+    names = ["p01.mp4", "p01.avi", "p02.mp4"]
+    breaks = ["\n", "\r", "\v", "\f", "\x1c", "\x85", "\u2028", "\u2029", "\t"]
+    names += [f"x{i}{c}y.mp4" for i, c in enumerate(breaks)]
+    for name in names:
+        (happy / name).write_bytes(b"")
+    store = MarksStore(tmp_path)
+    assert [c.name for c in store.clips] == ["happy/p02.mp4"]
+    reasons = {s.name: s.reason for s in store.skipped}
+    assert (
+        reasons["happy/p01.avi"] == "shares its marks file p01.tsv with happy/p01.mp4: rename one"
+    )
+    assert (
+        reasons["happy/p01.mp4"] == "shares its marks file p01.tsv with happy/p01.avi: rename one"
+    )
+    assert reasons["happy/x6\\u2028y.mp4"].startswith("its path holds '\\u2028' (a tab or line")
+    assert len(reasons) == 2 + len(breaks)
+    assert all("\n" not in f"{name}: {reason}" for name, reason in reasons.items()), "one line"
+
+
+def test_a_new_session_cleans_up_after_a_killed_one(clips) -> None:
+    store = MarksStore(clips)
+    store.save(0, Marks(3, 8, 6), FRAMES)
+    store.save(1, Marks(2, 12, 5), FRAMES)
+    (clips / "sad" / "b.tsv").write_text("1\t9\t4\t0\t0\t0\t0\t1\n")  # killed before the table
+    orphans = [clips / "happy" / ".a.tsv.0123456789ab.tmp", clips / ".marks.tsv.ba9876543210.tmp"]
+    for orphan in orphans:
+        orphan.write_text("3\t8")
+    again = MarksStore(clips)
+    assert not any(orphan.exists() for orphan in orphans)
+    assert again.table.read_text().splitlines()[1:] == [
+        "happy/a.mp4\t3\t8\t6\t0\t0\t0\t0\t0\thappy",
+        "sad/b.mp4\t1\t9\t4\t0\t0\t0\t0\t1\tsad",
+    ]
+
+
+KILLED_SAVER = """
+import sys
+from attnfer.annotate.store import MarksStore
+from attnfer.video.marks import Marks
+store = MarksStore(sys.argv[1])
+print("ready", flush=True)
+k = 0
+while True:
+    k += 1
+    store.save(k % 2, Marks(0, k % 19 + 1, 0), None)
+"""
+
+
+def test_marks_stay_consistent_across_kill_9(clips) -> None:
+    for delay in (0.05, 0.13, 0.29):
+        saver = subprocess.Popen(
+            [sys.executable, "-c", KILLED_SAVER, str(clips)], stdout=subprocess.PIPE, text=True
+        )
+        assert saver.stdout.readline() == "ready\n"
+        time.sleep(delay)
+        saver.send_signal(signal.SIGKILL)
+        saver.wait()
+        store = MarksStore(clips)
+        clip_lines = [
+            f"{c.name}\t{store.saved(i).line()}\t{c.label}"
+            for i, c in enumerate(store.clips)
+            if store.saved(i) is not None
+        ]
+        assert store.table.read_text().splitlines()[1:] == clip_lines
+        assert not any(f.endswith(".tmp") for f in files(clips))
+
+
+def test_marks_files_are_flushed_to_disk(clips, monkeypatch) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the synced files")
+    monkeypatch.setattr(os, "fsync", fsync)
+    MarksStore(clips).save(0, Marks(3, 8, 6), FRAMES)
+    names = [Path(s).name for s in synced]
+    assert names[1] == "happy" and names[3] == "clips"  # each file, then its folder
+    assert names[0].startswith(".a.tsv.") and names[2].startswith(".marks.tsv.")
+
+
 def test_marks_read_back_and_feed_video_trim(clips, tmp_path) -> None:
     store = MarksStore(clips)
     store.save(0, Marks(3, 8, 6), FRAMES)
@@ -215,6 +308,31 @@ def test_api_serves_frames_and_checks_marks(clips) -> None:
     assert api.get("/api/clips/2/frames/0").status_code == 422
     response = api.put("/api/clips/2/marks", json={"start": 0, "end": 0, "peak": 0})
     assert response.status_code == 422 and "broken.mp4" in response.json()["detail"]
+
+
+def test_api_answers_only_allowed_hosts_and_its_token(clips) -> None:
+    attacker = TestClient(create_app(MarksStore(clips)), base_url="http://attacker.example")
+    marks = {"start": 1, "end": 2, "peak": 1}
+    for response in (
+        attacker.get("/api/state"),
+        attacker.get("/api/clips/0/frames/0"),
+        attacker.put("/api/clips/0/marks", json=marks),
+    ):
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith("Host 'attacker.example' is not one")
+    assert not (clips / "happy" / "a.tsv").exists()
+
+    guard = GuardSettings(allowed_hosts("0.0.0.0", ["annotate.lan"]), token="s3cret")
+    api = TestClient(create_app(MarksStore(clips), guard=guard), base_url="http://annotate.lan")
+    assert api.get("/api/state").status_code == 401
+    assert api.put("/api/clips/0/marks", json=marks).status_code == 401
+    page = api.get("/?token=s3cret")
+    assert page.status_code == 200
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert api.put("/api/clips/0/marks", json=marks).status_code == 200  # by the cookie
+    too_big = api.put("/api/clips/0/marks", content=b"{" + b" " * 20_000 + b"}")
+    assert too_big.status_code == 413
 
 
 def raw_get(base_url: str, path: str, method: str = "GET") -> tuple[int, str]:

@@ -10,15 +10,48 @@ from typing import IO
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write`` on a new file beside ``path``, then move it into place."""
+    """Call ``write`` on a new file beside ``path``, flush it to disk, move it into place and
+    flush the folder, so that after a crash or power loss ``path`` holds the old bytes or the
+    new ones, whole. The temporary file is ``.<name>.<random>.tmp`` (see
+    :func:`remove_orphans`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(tmp, "xb") as fh:
             write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
     return path
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk, where the system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames are durable on their own
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not sync folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed :func:`write_atomic` of ``path`` left; the removed."""
+    path = Path(path)
+    orphans = sorted(path.parent.glob(f".{_glob_escape(path.name)}.{'?' * 12}.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

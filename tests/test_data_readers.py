@@ -209,6 +209,22 @@ def test_fer2013_csv_malformed_rows_are_skipped(fer_csv):
         read_fer2013_csv(fer_csv, decoder=Decoder(bad=BadSamples(max_bad_samples=0)))
 
 
+def test_fer2013_csv_odd_labels_bytes_and_huge_fields_cost_their_row_only(fer_csv):
+    with open(fer_csv, "ab") as f:
+        f.write(fer_row("\u00b2", 10, "Training").encode() + b"\n")  # isdigit(), not int()
+        f.write(fer_row(2, 10, "Training").encode().replace(b"Training", b"Tr\xffining") + b"\n")
+        f.write(b"2," + b"1 " * 70_000 + b"1,Training\n")  # a field over 131,072 characters
+        f.write(fer_row(4, 50, "Training").encode() + b"\n")
+    decoder = Decoder()
+    data = read_fer2013_csv(fer_csv, decoder=decoder)
+    assert len(data) == 5 and int(data.images[-1].mean()) == 50  # the row after them is read
+    problems = [(where.rsplit(":", 1)[1], problem) for where, problem in decoder.bad.entries]
+    assert [line for line, _ in problems] == ["6", "7", "8"]
+    assert problems[0][1] == "emotion '\u00b2' is not a FER2013 code 0..6"
+    assert problems[1][1] == "not UTF-8 text"
+    assert problems[2][1].startswith("unreadable row (field larger than field limit")
+
+
 FERPLUS_HEADER = (
     "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
 )

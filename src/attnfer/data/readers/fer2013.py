@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,29 +18,62 @@ from ..labels import CANONICAL, FERPLUS_COLUMNS, canonical_name
 from ._common import assemble, dataset_name, split_name
 
 _USAGE = {"training": "train", "publictest": "val", "privatetest": "test"}
+FER2013_CODES = frozenset("0123456")  # the emotion column, exactly (not ``isdigit``: ``²``)
 # FER+ vote columns for the eight expressions, as canonical indices.
 _FERPLUS_INDEX = [CANONICAL.index(canonical_name(c)) for c in FERPLUS_COLUMNS[:8]]
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[str, dict[str, str] | None]]:
-    """``(where, row)`` for each data row, keyed by lower-case column; row None when malformed.
+Row = dict[str, str] | str  # a data row keyed by lower-case column, or why it is unreadable
 
-    Raises DataError when the file cannot be read or lacks a ``required`` column.
+
+def _rows(path: Path, required: tuple[str, ...]) -> Iterator[tuple[str, Row]]:
+    """``(where, row)`` for each data row; a row that is malformed (wrong number of fields),
+    not UTF-8 or has a field over the csv module's limit comes as its problem instead.
+
+    Raises DataError when the file cannot be read or its header lacks a ``required`` column.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        # undecodable bytes come through as lone surrogates, so one bad byte costs its row only
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             reader = csv.reader(f)
             header = [h.strip().lower() for h in next(reader, [])]
+            if not _is_text(header):
+                raise DataError(f"{path}: the header is not UTF-8 text")
             missing = [c for c in required if c not in header]
             if missing:
                 raise DataError(f"{path}: no column {', '.join(missing)} (header: {header})")
-            for fields in reader:
-                if not fields:
-                    continue
-                row = dict(zip(header, fields, strict=True)) if len(fields) == len(header) else None
-                yield f"{path}:{reader.line_num}", row
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            yield from _data_rows(reader, header, path)
+    except (OSError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV ({exc})") from None
+
+
+def _data_rows(reader: Any, header: list[str], path: Path) -> Iterator[tuple[str, Row]]:
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # a field over the limit: the reader goes on at the next line
+            yield f"{path}:{reader.line_num}", f"unreadable row ({exc})"
+            continue
+        where = f"{path}:{reader.line_num}"
+        if not fields:
+            continue
+        if not _is_text(fields):
+            yield where, "not UTF-8 text"
+        elif len(fields) != len(header):
+            yield where, "malformed row (wrong number of fields)"
+        else:
+            yield where, dict(zip(header, fields, strict=True))
+
+
+def _is_text(fields: list[str]) -> bool:
+    """Whether the fields decoded as UTF-8 (no byte was escaped as a lone surrogate)."""
+    try:
+        "".join(fields).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_pixels(text: str) -> np.ndarray | str:
@@ -67,14 +101,12 @@ def _fer2013_rows(path: Path, bad: BadSamples) -> list[tuple[int, np.ndarray, st
     return out
 
 
-def _parse_fer2013_row(
-    row: dict[str, str] | None,
-) -> tuple[str | None, tuple[int, np.ndarray, str | None] | None]:
+def _parse_fer2013_row(row: Row) -> tuple[str | None, tuple[int, np.ndarray, str | None] | None]:
     """(problem, None) for a bad row, else (None, (label, image, split))."""
-    if row is None:
-        return "malformed row (wrong number of fields)", None
+    if isinstance(row, str):
+        return row, None
     code = row["emotion"].strip()
-    if not code.isdigit() or int(code) > 6:
+    if code not in FER2013_CODES:
         return f"emotion {code!r} is not a FER2013 code 0..6", None
     image = _parse_pixels(row["pixels"])
     if isinstance(image, str):
@@ -102,9 +134,9 @@ def read_fer2013_csv(path: str | os.PathLike, *, decoder: Decoder | None = None)
     return assemble(images, labels, dataset_name(path), row_splits=[r[2] for r in rows])
 
 
-def _ferplus_votes(row: dict[str, str] | None) -> np.ndarray | str:
-    if row is None:
-        return "malformed row (wrong number of fields)"
+def _ferplus_votes(row: Row) -> np.ndarray | str:
+    if isinstance(row, str):
+        return row
     try:
         votes = np.array([float(row[c.lower()]) for c in FERPLUS_COLUMNS])
     except ValueError:

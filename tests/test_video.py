@@ -161,7 +161,7 @@ def test_iter_video_is_lazy(recording, model_path) -> None:
 def test_tracker_keeps_ids_and_ends_lost_tracks() -> None:
     from attnfer.faces import Face
 
-    tracker = IoUTracker(max_missed=1, refine=False)
+    tracker = IoUTracker(max_lost=5, refine=False)
 
     def faces(*xs: float) -> list[Face]:
         return [Face((x, 10.0, x + 40.0, 50.0), 0.9) for x in xs]
@@ -171,7 +171,7 @@ def test_tracker_keeps_ids_and_ends_lost_tracks() -> None:
     followed = dict(tracker.follow(7))
     assert followed[1].box[0] == pytest.approx(8 + 2 * 0.8), "velocity carries the box"
     assert [i for i, _ in tracker.update(faces(16), 10)] == [1]
-    assert [i for i, _ in tracker.update(faces(24), 15)] == [1], "face 2 missed twice: ended"
+    assert [i for i, _ in tracker.update(faces(24), 15)] == [1], "face 2 lost 10 frames: ended"
     assert [i for i, _ in tracker.update(faces(32, 110), 20)] == [1, 3], "a new face, a new id"
 
 

@@ -51,8 +51,19 @@ def test_info_counts_per_split_and_label(tree):
     assert row(result.output, "happy") == ["3", "1", "4"]
     assert row(result.output, "sad") == ["2", "0", "2"]
     assert row(result.output, "total") == ["5", "1", "6"]
-    assert "size: 12x12, channels: 1" in result.output
+    assert "size: 12x12 (width x height), channels: 1 (gray as decoded" in result.output
     assert "1 bad samples skipped" in result.output and "broken.png" in result.output
+
+
+def test_info_says_width_by_height_and_the_colour_of_rgb_images(tmp_path):
+    for i in range(2):
+        path = tmp_path / "faces" / "train" / "happy" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 12), (200, 40 * i, 0)).save(path)
+    gray = invoke("info", tmp_path / "faces")
+    assert "size: 16x12 (width x height), channels: 1 (gray as decoded; --color rgb" in gray.output
+    rgb = invoke("info", tmp_path / "faces", "--color", "rgb")
+    assert "size: 16x12 (width x height), channels: 3 (RGB)" in rgb.output
 
 
 def test_pack_then_info_on_the_packed_file(tree, tmp_path):
@@ -129,4 +140,4 @@ def test_real_fer2013_pack_and_info(tmp_path):
     assert row(info.output, "total") == ["28,709", "3,589", "3,589", "35,887"]
     assert row(info.output, "disgust") == ["436", "56", "55", "547"]
     assert row(info.output, "happy") == ["7,215", "895", "879", "8,989"]
-    assert "size: 48x48, channels: 1" in info.output
+    assert "size: 48x48 (width x height), channels: 1" in info.output

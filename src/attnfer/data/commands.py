@@ -96,9 +96,10 @@ def describe(data: FaceDataset, bad: BadSamples) -> list[str]:
     """Lines under the table: size, channels, classes, subjects, unsplit rows, bad samples."""
     height, width = data.image_size
     present = [name for name, n in data.class_counts().items() if n]
+    colour = "RGB" if data.channels == 3 else "gray as decoded; --color rgb keeps colour"
     lines = [
         f"images: {len(data):,}",
-        f"size: {height}x{width}, channels: {data.channels}",
+        f"size: {width}x{height} (width x height), channels: {data.channels} ({colour})",
         f"labels: {len(present)} ({', '.join(present)})",
     ]
     if len(present) != data.num_classes:

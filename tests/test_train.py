@@ -24,7 +24,7 @@ from attnfer.data.dataset import FaceDataset
 from attnfer.data.labels import BASIC7, CANONICAL
 from attnfer.data.readers import load_dataset
 from attnfer.data.transforms import Augment, Preprocess
-from attnfer.errors import ConfigError
+from attnfer.errors import ConfigError, ModelError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
 from attnfer.train.commands import compare, cv
@@ -191,6 +191,68 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     assert epochs == {0, 1, 2, 3}
     assert load_pretrained(run_dir).info["epochs"] == 4
     assert len(list((run_dir / "logs").glob("attempt_*"))) == 2
+
+
+class NotTensors:
+    """An object a checkpoint has no business holding."""
+
+
+def test_a_run_folder_is_not_trained_over_without_resume_or_force(fer_subset, tmp_path, caplog):
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=1"])
+    run_dir = tmp_path / "run"
+    (run_dir / "logs" / "attempt_0").mkdir(parents=True)
+    (run_dir / "model.safetensors").write_bytes(b"a finished run")
+    with pytest.raises(ConfigError, match=r"run holds a run \(model.safetensors\): --resume"):
+        fit(recipe, run_dir)
+    assert (run_dir / "model.safetensors").read_bytes() == b"a finished run"
+    with caplog.at_level(logging.INFO, logger="attnfer"):
+        fit(recipe, run_dir, force=True)
+    assert "training a new run over the one there (--force)" in caplog.text
+    assert load_pretrained(run_dir).info["epochs"] == 1
+    assert [p.name for p in (run_dir / "logs").iterdir()] == ["attempt_0"]
+    assert {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")} == {0}
+
+
+def test_resume_names_its_checkpoint_and_survives_a_cut_first_write(fer_subset, tmp_path, caplog):
+    recipe = write_recipe(tmp_path / "r.yaml", fer_subset)
+    run_dir = tmp_path / "run"
+    fit(load_recipe(recipe, ["trainer.epochs=1"]), run_dir)
+    # killed while writing its first last.ckpt: best.ckpt of the same epoch is whole
+    (run_dir / "last.ckpt").rename(run_dir / "last.ckpt.tmp")
+    (run_dir / "model.safetensors").unlink()
+    with caplog.at_level(logging.INFO, logger="attnfer"):
+        fit(load_recipe(recipe), run_dir, resume=True)
+    assert f"resuming from {run_dir / 'best.ckpt'}: epoch 1 done" in caplog.text
+    assert {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")} == {0, 1}
+    assert not list(run_dir.glob("*.tmp"))
+
+    empty = tmp_path / "cut"
+    empty.mkdir()
+    (empty / "best.ckpt.tmp").write_bytes(b"PK\x03\x04 cut")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="attnfer"):
+        fit(load_recipe(recipe, ["trainer.epochs=1"]), empty, resume=True)
+    assert "nothing to resume (best.ckpt.tmp cut off mid-write); starting from scratch" in (
+        caplog.text
+    )
+
+
+def test_a_truncated_or_pickled_checkpoint_is_a_one_line_error(fer_subset, tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=1"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"epoch": 0, "state_dict": {"w": torch.zeros(64)}}, run_dir / "last.ckpt")
+    data = (run_dir / "last.ckpt").read_bytes()
+    (run_dir / "last.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError) as truncated:
+        fit(recipe, run_dir, resume=True)
+    assert str(truncated.value).startswith(f"{run_dir / 'last.ckpt'}: not a readable checkpoint")
+    torch.save({"epoch": 0, "callbacks": NotTensors()}, run_dir / "last.ckpt")
+    with pytest.raises(ModelError) as pickled:
+        fit(recipe, run_dir, resume=True)
+    assert str(pickled.value).startswith(f"{run_dir / 'last.ckpt'}: holds Python objects")
+    for error in (truncated.value, pickled.value):
+        assert "\n" not in str(error) and "weights_only" not in str(error)
 
 
 def test_ddp_on_two_cpu_processes_shards_the_data_and_saves_once(fer_subset, tmp_path):

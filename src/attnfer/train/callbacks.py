@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,17 @@ import lightning as L
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
+from ..errors import ModelError
 from .config import Stage
 
 log = logging.getLogger("attnfer.train")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file, then renames it: a run killed mid-write
-    never leaves a truncated checkpoint behind. Loads with ``weights_only=True``."""
+    """Writes each checkpoint to a temporary file (``<name>.tmp``), then renames it: a run
+    killed mid-write never leaves a truncated checkpoint behind. Loads with
+    ``weights_only=True``; a file that is not a readable checkpoint, or that holds Python objects
+    beyond tensors and plain values, raises a one-line ModelError naming it."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
@@ -28,7 +32,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = None):
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError:  # weights_only met an object it will not build
+            raise ModelError(
+                f"{path}: holds Python objects beyond tensors and plain values, so it is not "
+                "loaded (loading them could run code); it is not a checkpoint attnfer wrote"
+            ) from None
+        except FileNotFoundError:
+            raise ModelError(f"{path}: no such checkpoint") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(
+                f"{path}: not a readable checkpoint (truncated or corrupt: {reason})"
+            ) from None
 
 
 def conv_layers(model: nn.Module) -> list[nn.Conv2d]:

@@ -81,12 +81,17 @@ def train(
     overrides: SetOpt = None,
     out: OutOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last.ckpt.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Train a new run over the one in the run folder.")
+    ] = False,
 ) -> None:
-    """Train a recipe; writes checkpoints, model.safetensors, curves and the test report."""
+    """Train a recipe; writes checkpoints, model.safetensors, curves and the test report.
+
+    A run folder that holds a run is refused unless --resume (continue it) or --force."""
     from .run import fit
 
     recipe = load_recipe(config, overrides)
-    result = fit(recipe, _run_dir(recipe, out), resume=resume)
+    result = fit(recipe, _run_dir(recipe, out), resume=resume, force=force)
     console.print(f"model: {result.model_path}  ({result.seconds / 60:.1f} min)")
     if result.best_val_acc is not None:
         console.print(f"best val accuracy: {100 * result.best_val_acc:.2f}%")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 import sys
 import time
 import warnings
@@ -41,6 +42,8 @@ from .plots import plot_curves
 from .task import FERTask
 
 PROGRESS_LINE_SECONDS = 60.0  # where no progress bar shows: a line within the epoch this often
+RUN_FILES = ("model.safetensors", "last.ckpt", "best.ckpt")  # a run folder holding any is taken
+log = logging.getLogger("attnfer.train")
 
 
 @dataclass
@@ -114,10 +117,14 @@ def fit(
     resume: bool = False,
     data: FaceDataset | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> RunResult:
-    """Train ``recipe`` into ``run_dir``; with ``resume`` continue from ``run_dir/last.ckpt``."""
+    """Train ``recipe`` into ``run_dir``; with ``resume`` continue the run there (see
+    :func:`resume_point`). A folder that holds a run is refused (ConfigError) unless ``resume``,
+    or ``force``, which trains a new run over it (see :func:`claim_run_dir`)."""
     start = time.time()
     run_dir = Path(run_dir)
+    claim_run_dir(run_dir, resume, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(recipe.to_json())
     data = data if data is not None else prepare_data(recipe)
@@ -148,6 +155,49 @@ def fit(
             tta_report = evaluate_model(model, recipe.preprocess, data.label_names, test, tta)
             write_report(tta_report, report_stem(run_dir, cfg.test_split, tta), test.images)
     return RunResult(run_dir, model_path, best_val, report, time.time() - start)
+
+
+def claim_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Refuse ``run_dir`` when it holds a run (any of :data:`RUN_FILES`), unless ``resume``;
+    with ``force``, delete that run's checkpoints and logs so that a new one starts clean (its
+    model and reports are overwritten when the new run ends)."""
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if resume or not found:
+        return
+    if not force:
+        raise ConfigError(
+            f"{run_dir} holds a run ({', '.join(found)}): --resume continues it, --force trains "
+            "a new one over it, or choose another --out"
+        )
+    for name in ("last.ckpt", "best.ckpt"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)
+    log.warning("%s: training a new run over the one there (--force)", run_dir)
+
+
+def resume_point(run_dir: Path) -> Path | None:
+    """The checkpoint a resumed run continues from, logged with its epoch: ``last.ckpt``, else
+    ``best.ckpt`` (a run stopped while writing its first ``last.ckpt`` has the same epoch's
+    full state there); None to start from scratch (a warning when a checkpoint was cut off). A
+    checkpoint that does not load raises ModelError naming it."""
+    for name in ("last.ckpt", "best.ckpt"):
+        path = run_dir / name
+        if path.is_file():
+            state = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
+            log.info(
+                "resuming from %s: epoch %d done, step %d",
+                path, state.get("epoch", -1) + 1, state.get("global_step", 0),
+            )  # fmt: skip
+            return path
+    cut = sorted(p.name for p in run_dir.glob("*.ckpt.tmp"))
+    if cut:
+        log.warning(
+            "%s: nothing to resume (%s cut off mid-write); starting from scratch",
+            run_dir, ", ".join(cut),
+        )  # fmt: skip
+    else:
+        log.info("%s: no checkpoint yet; starting from scratch", run_dir)
+    return None
 
 
 def _check_soft_labels(recipe: Recipe, train: FaceDataset, num_classes: int) -> None:
@@ -244,12 +294,13 @@ def run_trainer(
             enable_model_summary=False,
             default_root_dir=run_dir,
         )
-        last = run_dir / "last.ckpt"
-        ckpt_path = str(last) if resume and last.exists() else None
+        ckpt_path = resume_point(run_dir) if resume else None
+        for cut_off in run_dir.glob("*.ckpt.tmp"):
+            cut_off.unlink()
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
     if not trainer.is_global_zero:
         raise SystemExit(0)  # other DDP processes stop here: the first saves and evaluates
-    best_path = checkpoint.best_model_path or str(last)
+    best_path = checkpoint.best_model_path or str(run_dir / "last.ckpt")
     state = AtomicCheckpointIO().load_checkpoint(best_path, map_location="cpu")["state_dict"]
     task.load_state_dict(state)
     model = task.eval_model.float().eval().to(memory_format=torch.contiguous_format)

@@ -1,16 +1,17 @@
-"""Video recognition speed: frames/s at 640 x 480 with one face, detection every N frames.
+"""Video recognition speed: frames/s with one face, detection every N frames, per frame size.
 
-Writes a 10 s, 25 fps, 640 x 480 H.264 video of the example photo (one face) moving across a
-plain background, then times ``iter_video`` over it on ``--threads`` threads (PyTorch and
-OpenCV): decoding, face detection every N frames and tracking in between, alignment,
-classification in batches and smoothing. Decoding alone is timed too. The target is real time,
-at least 25 frames/s. Frames per CPU second (the process's CPU time over all its threads) is
-printed beside it; with one thread it bounds the rate on an idle core from below, so it stays
-meaningful when other work shares the cores (with more threads, threads waiting on each other
-spin and inflate the CPU time). The model is ``--model`` (a shipped name, run folder or weights
-file; default: the shipped default). Usage:
+For each ``--sizes`` (default 640x480 and 1920x1080) writes a 10 s, 25 fps H.264 video of the
+example photo (one face, half the frame's height) moving across a plain background, then times
+``iter_video`` over it on ``--threads`` threads (PyTorch and OpenCV): decoding, face detection
+every N frames (on the frame shrunk to 480 pixels on its longer side, as ``attnfer video`` does)
+and tracking in between, alignment, classification in batches and smoothing. Decoding alone is
+timed too. The target is real time, at least 25 frames/s. Frames per CPU second (the process's
+CPU time over all its threads) is printed beside it; with one thread it bounds the rate on an
+idle core from below, so it stays meaningful when other work shares the cores (with more
+threads, threads waiting on each other spin and inflate the CPU time). The model is ``--model``
+(a shipped name, run folder or weights file; default: the shipped default). Usage:
 
-    python benchmarks/video.py [--every 5 10] [--threads 2] [--model default]
+    python benchmarks/video.py [--every 5 10] [--threads 2] [--model default] [--sizes 1920x1080]
 """
 
 from __future__ import annotations
@@ -31,18 +32,20 @@ from attnfer.video import VideoReader, VideoWriter, iter_video
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
-WIDTH, HEIGHT, FPS, SECONDS = 640, 480, 25, 10
+FPS, SECONDS = 25, 10
 
 
-def make_video(path: Path) -> Path:
-    """The example photo (320 px) gliding left to right over a gray background."""
-    photo = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((320, 320), Image.BICUBIC))
+def make_video(path: Path, width: int, height: int) -> Path:
+    """The example photo (a square of half the height) gliding left to right over gray."""
+    side = height // 2
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((side, side), Image.BICUBIC))
     frames = FPS * SECONDS
+    top = (height - side) // 2
     with VideoWriter(path, FPS) as writer:
         for k in range(frames):
-            frame = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
-            x = k * (WIDTH - 320) // (frames - 1)
-            frame[80:400, x : x + 320] = photo
+            frame = np.full((height, width, 3), 128, np.uint8)
+            x = k * (width - side) // (frames - 1)
+            frame[top : top + side, x : x + side] = photo
             writer.write(frame)
     return path
 
@@ -71,23 +74,26 @@ def main() -> None:
     parser.add_argument("--every", type=int, nargs="+", default=[5], help="detect every N frames")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--sizes", nargs="+", default=["640x480", "1920x1080"], help="WxH")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    recognizer = Recognizer(args.model, faces="detect")
+    recognizer.probabilities(np.zeros((1, 48, 48), np.uint8))  # warm-up
+    print(f"model: {args.model} ({resolve(args.model)}); {args.threads} threads")
     with tempfile.TemporaryDirectory() as tmp:
-        video = make_video(Path(tmp) / "one_face.mp4")
-        recognizer = Recognizer(args.model, faces="detect")
-        recognizer.probabilities(np.zeros((1, 48, 48), np.uint8))  # warm-up
-        print(f"model: {args.model} ({resolve(args.model)}); {args.threads} threads")
-        print(f"decoding alone: {decode_rate(video):.0f} frames/s")
-        for every in args.every:
-            rate, per_cpu, tracks = recognition_rate(recognizer, video, every)
-            verdict = "meets" if rate >= 25 else "misses"
-            print(
-                f"{WIDTH}x{HEIGHT}, 1 face, detection every {every} frames: {rate:.1f} frames/s "
-                f"({verdict} the 25 frames/s target; {per_cpu:.1f} frames per CPU second; "
-                f"{tracks} track id(s))"
-            )
+        for size in args.sizes:
+            width, height = map(int, size.split("x"))
+            video = make_video(Path(tmp) / f"one_face_{size}.mp4", width, height)
+            print(f"{size}: decoding alone: {decode_rate(video):.0f} frames/s")
+            for every in args.every:
+                rate, per_cpu, tracks = recognition_rate(recognizer, video, every)
+                verdict = "meets" if rate >= 25 else "misses"
+                print(
+                    f"{size}, 1 face, detection every {every} frames: {rate:.1f} frames/s "
+                    f"({verdict} the 25 frames/s target; {per_cpu:.1f} frames per CPU second; "
+                    f"{tracks} track id(s))"
+                )
 
 
 if __name__ == "__main__":

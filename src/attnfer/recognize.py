@@ -6,30 +6,33 @@
     faces = Recognizer().predict("photo.jpg")  # [FaceResult(box, score, landmarks, ...)]
 
 Inputs: a path, encoded bytes, a PIL image or an array (gray, RGB, RGBA, 16-bit; see
-:mod:`attnfer.faces.images`). A file that cannot be read raises :class:`DataError` naming it and
-the problem; a photo with no face gives an empty list. ``predict_batch`` never stops on one bad
-image: its slot holds the DataError instead of a list.
+:mod:`attnfer.faces.images`). Arrays are RGB; OpenCV's BGR frames (``cv2.imread``,
+``cv2.VideoCapture``) are passed with ``bgr=True``. A file that cannot be read raises
+:class:`DataError` naming it and the problem; a photo with no face gives an empty list.
+``predict_batch`` never stops on one bad image: its slot holds the DataError instead of a list.
 
 Faces (``faces=``): ``detect`` runs the detector; ``crop`` takes the whole image as one face crop
-(like FER2013's 48 x 48 images); ``auto`` takes images whose short side is at most 128 px as
-crops, detects in the others, and falls back to the whole image when nothing is found in an image
-whose short side is at most 320 px.
+(like FER2013's 48 x 48 images); ``auto`` takes images whose short side is at most
+``CROP_SIDE`` (128) px as crops and detects in the others. A face is never invented: an image
+where the detector finds nothing gives no face, and every result says whether its box was
+detected (``detected``) or is the whole image taken as a crop.
 
-ONNX (``backend="onnx"``): the model runs in onnxruntime (``pip install 'attnfer[export]'``).
-``model`` may be an ``.onnx`` file written by ``attnfer export``; otherwise the weights are
-exported once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or
-``~/.cache/attnfer``), in ``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary
-folder when that is not writable; nothing is ever written inside the installed package.
-onnxruntime uses as many threads as ``torch.get_num_threads()``.
+Framing: a detected box is turned into the model's input as the model's file says for that
+detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed like the faces the
+model was trained on.
+
+ONNX: ``model`` may be an ``.onnx`` file written by ``attnfer export`` (run by onnxruntime,
+``pip install 'attnfer[export]'``), or ``backend="onnx"`` runs any model there: its weights are
+exported once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``),
+in ``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary folder when that is not
+writable; nothing is ever written inside the installed package. onnxruntime uses as many threads
+as ``torch.get_num_threads()``.
 
 Precision (``bf16=``): the PyTorch backend runs the model channels-last under bf16 autocast where
-the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`): about twice the
-crops per second of fp32 on a CPU with AMX at batch 256, at the same accuracy (the default on
-FER2013 val: 69.46 %, 69.32 % in fp32). On a CPU, calls of fewer than ``BF16_MIN_BATCH`` (8)
-crops, such as one photo's few faces, run in fp32, which is faster there; bf16 moves a
-probability by less than 0.05, so a face may score slightly differently alone and among many.
-``bf16=False`` gives fp32 always, the numbers of ``attnfer evaluate`` (``--bf16`` gives these);
-``bf16=True``, bf16 always.
+the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for calls of at
+least ``BF16_MIN_BATCH`` crops; fewer crops, such as one photo's few faces, run in fp32, which is
+faster there, so a face may score slightly differently alone and among many. ``bf16=False``
+gives fp32 always, the numbers of ``attnfer evaluate``; ``bf16=True``, bf16 always.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import torch
 from .data.transforms import Preprocess, tta_views
 from .errors import ConfigError, DataError, ModelError
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
+from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput
 from .models.export import ONNX_OPSET, export_onnx, export_torchscript
 from .precision import autocast
@@ -59,27 +63,42 @@ BACKENDS = ("torch", "onnx")
 TTA_MODES = ("none", "flip", "tencrop")
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
-FALLBACK_SIDE = 320  # auto: no face found in an image this small -> the whole image is the face
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
-Classifier = tuple[Runner, tuple[str, ...], Preprocess]  # with the label names, preprocessing
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A model ready to run: its runner, label names, preprocessing and framing per detector."""
+
+    run: Runner
+    label_names: tuple[str, ...]
+    preprocess: Preprocess
+    framing: dict[str, Any]
+
+    def framing_for(self, detector: str) -> Framing:
+        """How ``detector``'s boxes map to the model's input (:mod:`attnfer.faces.framing`)."""
+        return framings_from_info(self.framing, "model").get(detector, LEGACY_FRAMING)
 
 
 @dataclass(frozen=True)
 class FaceResult:
     """One face: box ``(x1, y1, x2, y2)`` in pixels, detector score (None for a whole-image
-    crop), five landmarks (see :mod:`attnfer.faces.base`) or None, class probabilities, label."""
+    crop), five landmarks (see :mod:`attnfer.faces.base`) or None, class probabilities, label,
+    and whether the box was found by the detector (False: the whole image taken as a crop)."""
 
     box: tuple[int, int, int, int]
     score: float | None
     landmarks: tuple[tuple[int, int], ...] | None
     probabilities: dict[str, float]
     label: str
+    detected: bool
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "box": list(self.box),
+            "detected": self.detected,
             "score": self.score,
             "landmarks": [list(p) for p in self.landmarks] if self.landmarks else None,
             "label": self.label,
@@ -124,6 +143,7 @@ def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
         "attnfer_arch": pre.arch,
         "attnfer_labels": json.dumps(list(pre.label_names)),
         "attnfer_preprocess": json.dumps(p.to_dict()),
+        "attnfer_framing": json.dumps(pre.framing),
     }
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -206,6 +226,8 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
     try:
         labels = tuple(json.loads(meta["attnfer_labels"]))
         preprocess = Preprocess(**json.loads(meta["attnfer_preprocess"]))
+        framing = json.loads(meta.get("attnfer_framing", "{}"))
+        framings_from_info(framing, str(path))
     except (KeyError, ValueError, TypeError):
         raise ModelError(
             f"{path}: has no attnfer metadata (labels, preprocessing); write it with attnfer export"
@@ -215,7 +237,7 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
         (logits,) = session.run(["logits"], {"input": x.numpy()})
         return torch.from_numpy(logits).float().softmax(1)
 
-    return run, labels, preprocess
+    return Classifier(run, labels, preprocess, framing)
 
 
 def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> Classifier:
@@ -228,26 +250,27 @@ def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> C
             logits = net(x.to(target).contiguous(memory_format=torch.channels_last))
         return logits.float().softmax(1).cpu()
 
-    return run, pre.label_names, pre.preprocess
+    return Classifier(run, pre.label_names, pre.preprocess, pre.framing)
 
 
-def _as_crop(src: ImageInput) -> np.ndarray:
+def _as_crop(src: ImageInput, bgr: bool) -> np.ndarray:
     """A face crop as a uint8 gray or RGB array (uint8 arrays are used as they are)."""
     usable = isinstance(src, np.ndarray) and src.dtype == np.uint8
     if usable and (src.ndim == 2 or (src.ndim == 3 and src.shape[2] == 3)):
-        return src
-    return load_image(src)
+        return src[..., ::-1] if bgr and src.ndim == 3 else src
+    return load_image(src, bgr=bgr)
 
 
 class Recognizer:
     """Finds faces in images and classifies their expressions with a trained model.
 
-    ``model``: shipped name (``default``, ``fast``), run folder, weights file or, with the ONNX
-    backend, an ``.onnx`` file from ``attnfer export``. ``detector``: a name from
-    :func:`attnfer.faces.list_detectors` (``default``: MTCNN) or a Detector. ``faces``: auto,
-    crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger image
-    files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the PyTorch
-    backend (module notes; None: bf16 where the hardware runs it fast, for 8 crops a call or more).
+    ``model``: shipped name (``default``, ``fast``), run folder, weights file or an ``.onnx``
+    file from ``attnfer export`` (run by onnxruntime). ``detector``: a name from
+    :func:`attnfer.faces.list_detectors` (``default``: see :data:`DEFAULT_DETECTOR`) or a
+    Detector. ``backend``: torch, or onnx to run any model in onnxruntime. ``faces``: auto,
+    crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger
+    image files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the
+    PyTorch backend (module notes).
     """
 
     def __init__(
@@ -267,13 +290,15 @@ class Recognizer:
         self.tta = _check(tta, TTA_MODES, "tta")
         self.max_pixels = max_pixels
         self.batch_size = batch_size
-        if backend == "onnx":
-            path = Path(model) if str(model).endswith(".onnx") else cached_onnx(model)
-            self._run, self.label_names, self.preprocess = _onnx_runner(path, device)
-        elif str(model).endswith(".onnx"):
-            raise ConfigError(f"{model}: an ONNX model needs backend='onnx'")
+        if str(model).endswith(".onnx"):
+            self.backend = "onnx"
+            self.classifier = _onnx_runner(Path(model), device)
+        elif backend == "onnx":
+            self.classifier = _onnx_runner(cached_onnx(model), device)
         else:
-            self._run, self.label_names, self.preprocess = _torch_runner(model, device, bf16)
+            self.classifier = _torch_runner(model, device, bf16)
+        self.label_names = self.classifier.label_names
+        self.preprocess = self.classifier.preprocess
         self._detector = detector
 
     @property
@@ -283,6 +308,11 @@ class Recognizer:
             self._detector = create_detector(self._detector)
         return self._detector
 
+    @property
+    def framing(self) -> Framing:
+        """How this recognizer's detector's boxes map to the model's input."""
+        return self.classifier.framing_for(self.detector.name)
+
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
         """Class probabilities (N x classes) of uint8 model-sized crops, averaged over TTA views."""
         out = []
@@ -290,21 +320,21 @@ class Recognizer:
             for start in range(0, len(crops), self.batch_size):
                 x = self.preprocess(torch.from_numpy(crops[start : start + self.batch_size]))
                 views = tta_views(x, self.tta)
-                out.append(torch.stack([self._run(v) for v in views]).mean(0))
+                out.append(torch.stack([self.classifier.run(v) for v in views]).mean(0))
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)
 
-    def locate(self, image: ImageInput) -> list[tuple[Face, np.ndarray]]:
-        """The faces of one image with their aligned, model-sized crops (detected, or the whole
-        image where it is a face crop: see ``faces``)."""
-        rgb = load_image(image, self.max_pixels)
-        short = min(rgb.shape[:2])
-        if self.faces == "crop" or (self.faces == "auto" and short <= CROP_SIDE):
-            return [self._whole(rgb)]
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """The model-sized crop of a detected ``face`` of an RGB ``image``, framed for the model."""
         size, channels = self.preprocess.size, self.preprocess.channels
-        found = [(f, align_face(rgb, f, size, channels)) for f in self.detector.detect(rgb)]
-        if not found and self.faces == "auto" and short <= FALLBACK_SIDE:
+        return align_face(image, face, size, channels, self.framing)
+
+    def locate(self, image: ImageInput, bgr: bool = False) -> list[tuple[Face, np.ndarray]]:
+        """The faces of one image with their aligned, model-sized crops (detected, or the whole
+        image where it is a face crop: see ``faces``). ``bgr``: an array in OpenCV's order."""
+        rgb = load_image(image, self.max_pixels, bgr=bgr)
+        if self.faces == "crop" or (self.faces == "auto" and min(rgb.shape[:2]) <= CROP_SIDE):
             return [self._whole(rgb)]
-        return found
+        return [(f, self.align(rgb, f)) for f in self.detector.detect(rgb)]
 
     def _whole(self, image: np.ndarray) -> tuple[Face, np.ndarray]:
         """The whole image as one face crop."""
@@ -318,7 +348,7 @@ class Recognizer:
         marks = face.landmarks and tuple((round(x), round(y)) for x, y in face.landmarks)
         named = {name: float(p) for name, p in zip(self.label_names, probs, strict=True)}
         label = self.label_names[int(np.argmax(probs))]
-        return FaceResult(box, score, marks, named, label)  # type: ignore[arg-type]
+        return FaceResult(box, score, marks, named, label, face.score is not None)  # type: ignore[arg-type]
 
     def _classify(
         self, located: Sequence[list[tuple[Face, np.ndarray]] | DataError]
@@ -333,13 +363,16 @@ class Recognizer:
                 results.append([self._result(f, next(probs)) for f, _ in item])
         return results
 
-    def predict(self, image: ImageInput) -> list[FaceResult]:
-        """The faces in one image (empty if none); DataError if it cannot be read."""
-        (result,) = self._classify([self.locate(image)])
+    def predict(self, image: ImageInput, bgr: bool = False) -> list[FaceResult]:
+        """The faces in one image (empty if none); DataError if it cannot be read. ``bgr``: an
+        array in OpenCV's channel order (``cv2.imread``)."""
+        (result,) = self._classify([self.locate(image, bgr)])
         assert not isinstance(result, DataError)
         return result
 
-    def predict_batch(self, images: Iterable[ImageInput]) -> list[list[FaceResult] | DataError]:
+    def predict_batch(
+        self, images: Iterable[ImageInput], bgr: bool = False
+    ) -> list[list[FaceResult] | DataError]:
         """The faces of each image, classified in shared model calls.
 
         An image that cannot be read gets its DataError in its slot; the others go on.
@@ -347,21 +380,14 @@ class Recognizer:
         located: list[list[tuple[Face, np.ndarray]] | DataError] = []
         for image in images:
             try:
-                located.append(self.locate(image))
+                located.append(self.locate(image, bgr))
             except DataError as exc:
                 located.append(exc)
         return self._classify(located)
 
-    def video(self, source: str | int | os.PathLike, every: int = 5, smooth: int = 5, **options):
-        """Per-frame results of a video file, camera index or stream URL, lazily (flat memory);
-        see :func:`attnfer.video.stream.iter_video` for the options."""
-        from .video.stream import iter_video
-
-        return iter_video(self, source, every, smooth, **options)
-
-    def predict_crops(self, crops: Iterable[ImageInput]) -> list[FaceResult]:
+    def predict_crops(self, crops: Iterable[ImageInput], bgr: bool = False) -> list[FaceResult]:
         """One result per face crop (each used whole, no detection); DataError on a bad one."""
-        wholes = [self._whole(_as_crop(c)) for c in crops]
+        wholes = [self._whole(_as_crop(c, bgr)) for c in crops]
         if not wholes:
             return []
         probs = self.probabilities(np.stack([crop for _, crop in wholes]))

@@ -5,7 +5,7 @@ landmarks); :func:`align_face` turns one into the model's input; :func:`load_ima
 supported input as RGB; :func:`annotate` draws results.
 """
 
-from .align import ENLARGE, align_face, alignment_matrix, eye_angle, fit_to_input
+from .align import align_face, alignment_matrix, eye_angle, fit_to_input
 from .backends import (
     DEFAULT_DETECTOR,
     MTCNNDetector,
@@ -16,15 +16,17 @@ from .backends import (
 )
 from .base import LANDMARK_NAMES, Detector, Face
 from .draw import annotate
+from .framing import LEGACY_FRAMING, Framing
 from .images import MAX_PIXELS, ImageInput, load_image
 
 __all__ = [
     "DEFAULT_DETECTOR",
-    "ENLARGE",
     "LANDMARK_NAMES",
+    "LEGACY_FRAMING",
     "MAX_PIXELS",
     "Detector",
     "Face",
+    "Framing",
     "ImageInput",
     "MTCNNDetector",
     "RetinaFaceDetector",

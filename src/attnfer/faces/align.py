@@ -1,9 +1,10 @@
-"""Face alignment: level the eyes, enlarge the box, crop and resize to the model's input.
+"""Face alignment: level the eyes, frame the box as the model was trained, crop and resize.
 
-Following paper 004, the detector's box is enlarged by 25 % (each side) around its centre; the
-crop is square (the longer side of the box), rotated so that the eye line is horizontal, taken
-from the full-resolution image (borders replicated where it runs off the image) and resized with
-area averaging to the model's input size, in gray or RGB.
+The crop is the square a :class:`~attnfer.faces.framing.Framing` puts around the detector's box
+(the model's own, from its file; by default the box's longer side enlarged by 25 % around its
+centre, as paper 004 does), rotated so that the eye line is horizontal, taken from the
+full-resolution image (borders replicated where it runs off the image) and resized with area
+averaging to the model's input size, in gray or RGB.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import cv2
 import numpy as np
 
 from .base import Face
-
-ENLARGE = 0.25
+from .framing import LEGACY_FRAMING, Framing
 
 
 def eye_angle(face: Face) -> float:
@@ -26,13 +26,12 @@ def eye_angle(face: Face) -> float:
     return math.degrees(math.atan2(ry - ly, rx - lx))
 
 
-def alignment_matrix(face: Face, size: int, enlarge: float = ENLARGE) -> np.ndarray:
+def alignment_matrix(face: Face, size: int, framing: Framing = LEGACY_FRAMING) -> np.ndarray:
     """The 2 x 3 affine map from image pixels to a ``size`` x ``size`` aligned crop."""
-    x1, y1, x2, y2 = face.box
-    centre = ((x1 + x2) / 2, (y1 + y2) / 2)
-    side = max(x2 - x1, y2 - y1, 1.0) * (1 + enlarge)
-    matrix = cv2.getRotationMatrix2D(centre, eye_angle(face), size / side)
-    matrix[:, 2] += (size / 2 - centre[0], size / 2 - centre[1])
+    angle = eye_angle(face)
+    cx, cy, side = framing.square(face, angle)
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, size / side)
+    matrix[:, 2] += (size / 2 - cx, size / 2 - cy)
     return matrix
 
 
@@ -51,7 +50,11 @@ def fit_to_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
 
 
 def align_face(
-    image: np.ndarray, face: Face, size: int, channels: int = 1, enlarge: float = ENLARGE
+    image: np.ndarray,
+    face: Face,
+    size: int,
+    channels: int = 1,
+    framing: Framing = LEGACY_FRAMING,
 ) -> np.ndarray:
     """The aligned crop of ``face`` from an RGB uint8 ``image``: ``size`` x ``size`` (x 3).
 
@@ -59,10 +62,10 @@ def align_face(
     area averaging, so that large faces are not aliased.
     """
     x1, y1, x2, y2 = face.box
-    work = max(size, math.ceil(max(x2 - x1, y2 - y1) * (1 + enlarge)))
+    work = max(size, math.ceil(max(x2 - x1, y2 - y1) * framing.scale))
     crop = cv2.warpAffine(
         image,
-        alignment_matrix(face, work, enlarge),
+        alignment_matrix(face, work, framing),
         (work, work),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,

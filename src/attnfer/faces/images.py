@@ -1,8 +1,8 @@
 """Reading photos for recognition: paths, bytes, PIL images or arrays -> RGB uint8 arrays.
 
-Arrays are taken as RGB(A) (convert OpenCV's BGR first) or gray, uint8, 16-bit (uint16, scaled
-by 1/257), other integers (16-bit when any value exceeds 255), floats (0..1 when no value exceeds
-1, else 0..255) or bool. Alpha is composited on white. EXIF orientation is applied. An image
+Arrays are taken as RGB(A) (with ``bgr=True``, OpenCV's BGR(A)) or gray, uint8, 16-bit (uint16,
+scaled by 1/257), other integers (16-bit when any value exceeds 255), floats (0..1 when no value
+exceeds 1, else 0..255) or bool. Alpha is composited on white. EXIF orientation is applied. An image
 whose header declares more than ``max_pixels`` pixels is refused before it is decoded.
 """
 
@@ -57,6 +57,14 @@ def _on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     a = alpha.astype(np.float32)[..., None] / 255.0
     out = color.astype(np.float32) * a + 255.0 * (1.0 - a)
     return np.rint(out).astype(np.uint8)
+
+
+def bgr_to_rgb(array: np.ndarray) -> np.ndarray:
+    """An OpenCV-ordered array (BGR or BGRA; gray passes through) in RGB(A) order."""
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        order = [2, 1, 0, 3][: array.shape[2]]
+        return array[..., order]
+    return array
 
 
 def array_to_rgb(array: np.ndarray) -> np.ndarray:
@@ -127,15 +135,17 @@ def _open_file(src: str | os.PathLike | bytes, where: str, max_pixels: int) -> n
         raise DataError(f"{where}: corrupt or truncated image ({exc})") from None
 
 
-def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A path, encoded bytes, PIL image or array as an H x W x 3 RGB uint8 array.
+def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS, bgr: bool = False) -> np.ndarray:
+    """A path, encoded bytes, PIL image or array as an H x W x 3 RGB uint8 array. ``bgr``: an
+    array's colour channels are in OpenCV's order (BGR or BGRA); files and PIL images are read
+    in their own order whatever it says.
 
     Raises DataError naming the file (or the input's kind) and the problem: missing, empty, not
     an image, corrupt or truncated, above ``max_pixels``, or an unsupported array.
     """
     where = describe(src)
     if isinstance(src, np.ndarray):
-        return array_to_rgb(src)
+        return array_to_rgb(bgr_to_rgb(src) if bgr else src)
     if isinstance(src, Image.Image):
         _check_size(src, where, max_pixels)
         return pil_to_rgb(ImageOps.exif_transpose(src))

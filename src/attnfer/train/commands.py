@@ -107,15 +107,30 @@ def evaluate(
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bf16 autocast, channels-last: faster, near fp32.")
     ] = False,
+    faces: Annotated[
+        str,
+        typer.Option(
+            help="crop: each image is a face crop; detect: each image is a photo, run through "
+            "detection and alignment (the largest face; no face found counts as wrong)."
+        ),
+    ] = "crop",
+    detector: Annotated[
+        str, typer.Option(help="With --faces detect: 'all' or comma-separated detector names.")
+    ] = "default",
     out: Annotated[
         Path | None, typer.Option(help="Folder for the JSON/Markdown/PNG report.")
     ] = None,
 ) -> None:
     """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of a model on a data split
-    (of images, or of clips for a clip model such as fan_resnet18)."""
+    (of images, or of clips for a clip model such as fan_resnet18); with `--faces detect`, of
+    the full photo path, per detector."""
     from ..pretrained import load_pretrained
     from .evaluate import evaluate_model, write_report
 
+    if faces not in ("crop", "detect"):
+        raise ConfigError(f"--faces must be crop or detect, got {faces!r}")
+    if faces == "detect":
+        return _evaluate_photos(checkpoint, data, split, tta, bf16, detector, out)
     pre = load_pretrained(checkpoint)
     if model_info(pre.arch).clip or "clips" in pre.info:  # a clip model: clip-level evaluation
         from ..video.commands import evaluate_clips_command
@@ -131,6 +146,38 @@ def evaluate(
     )
     if out is not None:
         for path in write_report(report, out / f"eval_{split}_{tta}", part.images):
+            console.print(f"wrote {path}")
+
+
+def _evaluate_photos(
+    checkpoint: str, data: Path, split: str, tta: str, bf16: bool, detector: str, out: Path | None
+) -> None:
+    """``evaluate --faces detect``: the photo path, one report per detector."""
+    from ..faces.backends import DEFAULT_DETECTOR
+    from ..photo_commands import detector_names, progress_bar
+    from ..photos import evaluate_photos, photo_samples
+    from ..recognize import Recognizer
+
+    photos = photo_samples(data, split)
+    names = detector_names(DEFAULT_DETECTOR if detector == "default" else detector)
+    for name in names:
+        recognizer = Recognizer(checkpoint, detector=name, faces="detect", tta=tta, bf16=bf16)
+        with progress_bar() as bar:
+            task = bar.add_task(f"{photos.name}: {name}", total=len(photos.labels))
+            report = evaluate_photos(
+                recognizer, photos, progress=lambda n, _, t=task: bar.update(t, completed=n)
+            )
+        missed = report["photos"] - report["found"]
+        console.print(
+            f"{photos.name}: {name}: {report['photos']} photos, accuracy "
+            f"{100 * report['accuracy']:.2f}% (no face found in {missed}, counted wrong; "
+            f"{100 * report['report']['accuracy']:.2f}% of the {report['found']} found; "
+            f"several faces in {report['several']}; tta={tta})"
+        )
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            path = out / f"eval_photos_{split}_{name}_{tta}.json"
+            path.write_text(json.dumps(report, indent=2))
             console.print(f"wrote {path}")
 
 

@@ -1,0 +1,106 @@
+"""``attnfer framing`` (measure how each detector's box maps to a model's input) and
+``attnfer data photos`` (a benchmark set of face crops placed in photo-like images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .errors import ConfigError
+
+console = Console(soft_wrap=True)
+
+
+def detector_names(text: str) -> list[str]:
+    """``all`` or a comma-separated list of detector names, checked."""
+    from .faces import list_detectors
+
+    known = list_detectors()
+    names = known if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise ConfigError(f"unknown detector(s) {unknown or text!r}; choose from all, {known}")
+    return names
+
+
+def progress_bar() -> Progress:
+    """A bar with the count done, elapsed time and time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def framing(
+    model: Annotated[str, typer.Argument(help="Shipped model name, run folder or weights file.")],
+    data: Annotated[Path, typer.Option("--data", help="The model's training data set.")],
+    out: Annotated[Path, typer.Option("--out", help="The model's .safetensors with framing.")],
+    split: Annotated[str, typer.Option(help="Split whose faces are placed in photos.")] = "train",
+    faces: Annotated[int, typer.Option(help="Faces to place (drawn at random).")] = 1000,
+    detectors: Annotated[str, typer.Option(help="'all' or comma-separated names.")] = "all",
+    seed: Annotated[int, typer.Option(help="Seed of the faces drawn and the photos.")] = 0,
+    half: Annotated[bool, typer.Option("--half", help="Store the weights as fp16.")] = False,
+) -> None:
+    """Measure, per face detector, where the model's input square lies relative to the
+    detector's box: the model's training faces are placed in photo-like images, each detector
+    runs on them, and the median mapping is written into the model file. Recognizer, video,
+    serve and explain then frame detected faces the way the model was trained."""
+    from .data.readers import load_dataset
+    from .photos import measure_model_framing
+    from .pretrained import load_pretrained
+
+    pre = load_pretrained(model)
+    part = load_dataset(data).split(split)
+    names = detector_names(detectors)
+    measured = {}
+    for name in names:
+        console.print(f"{name}: {min(faces, len(part))} faces of {part.name} placed in photos")
+        measured.update(measure_model_framing(part.images, [name], faces, seed))
+        m = measured[name]
+        console.print(
+            f"{name}: scale {m['scale']:.3f}, offset ({m['dx']:+.3f}, {m['dy']:+.3f}) box sides; "
+            f"spread {m['spread']['scale']:.3f} / {m['spread']['dx']:.3f} / "
+            f"{m['spread']['dy']:.3f}; found {m['found']} of {m['faces']}"
+        )
+    pre.framing = {**pre.framing, **measured}
+    pre.info["framing_data"] = {"data": str(data), "split": split, "faces": faces, "seed": seed}
+    console.print(f"wrote {pre.save(out, half=half)}")
+
+
+def photos(
+    src: Annotated[Path, typer.Argument(help="Data set of face crops (FER2013, CK+48, ...).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the photo set.")],
+    split: Annotated[str, typer.Option(help="Split to place ('all' for every face).")] = "test",
+    seed: Annotated[int, typer.Option(help="Seed of the photos.")] = 0,
+) -> None:
+    """Place every face of a split into a photo-like image (random size, position, background,
+    colour), as a label-folder tree of JPEG files with photos.csv saying where each face is:
+    the benchmark of the photo path (`attnfer evaluate MODEL --data OUT --faces detect`).
+    Running it again keeps the photos already written."""
+    from .data.readers import load_dataset
+    from .photos import write_photo_set
+
+    data = load_dataset(src)
+    part = data if split == "all" else data.split(split)
+    with progress_bar() as bar:
+        task = bar.add_task(f"{part.name}: photos", total=len(part))
+        manifest = write_photo_set(
+            part, out, seed, lambda done, _: bar.update(task, completed=done)
+        )
+    console.print(f"wrote {len(part)} photos to {out} ({manifest.name} says where each face is)")

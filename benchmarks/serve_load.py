@@ -7,11 +7,12 @@ mean number of images per model call (the micro-batcher's batches) and the error
 on any error or when nothing completed. ``--face-crop`` posts the photo's face region instead
 (88 x 114 px: a face crop, so the server skips detection and runs only the model). Without
 ``--url``, it starts ``attnfer serve`` on a free loopback port in a subprocess, passing
-``--model``, ``--batch-size`` and ``--max-wait-ms`` on, and stops it at the end. Usage:
+``--model``, ``--batch-size``, ``--max-wait-ms`` and ``--workers`` on, and stops it at the end.
+Usage:
 
     python benchmarks/serve_load.py [--clients 50] [--seconds 30] [--url http://127.0.0.1:8000]
                                     [--face-crop] [--model default] [--batch-size 8]
-                                    [--max-wait-ms 2]
+                                    [--max-wait-ms 2] [--workers N]
 """
 
 from __future__ import annotations
@@ -80,11 +81,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_server(model: str, batch_size: int, max_wait_ms: float) -> Iterator[str]:
-    """``attnfer serve`` on a free loopback port, up and answering; its log goes to a file."""
+def local_server(
+    model: str, batch_size: int, max_wait_ms: float, workers: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """``attnfer serve`` on a free loopback port, up and answering: its URL and process id. Its
+    log goes to a file."""
     port = _free_port()
     command = [sys.executable, "-m", "attnfer", "serve", "--port", str(port), "--model", model]
     command += ["--batch-size", str(batch_size), "--max-wait-ms", str(max_wait_ms)]
+    command += [] if workers is None else ["--workers", str(workers)]
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -99,7 +104,7 @@ def local_server(model: str, batch_size: int, max_wait_ms: float) -> Iterator[st
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
-            yield url
+            yield url, server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -129,13 +134,15 @@ def main() -> None:
     parser.add_argument("--model", default="default", help="for the server it starts")
     parser.add_argument("--batch-size", type=int, default=8, help="for the server it starts")
     parser.add_argument("--max-wait-ms", type=float, default=2.0, help="for the server it starts")
+    parser.add_argument("--workers", type=int, help="for the server it starts (default: its own)")
     args = parser.parse_args()
 
     data = _image(args.face_crop)
     if args.url:
         tally, wall = asyncio.run(run_load(args.url, data, args.clients, args.seconds))
     else:
-        with local_server(args.model, args.batch_size, args.max_wait_ms) as url:
+        server = local_server(args.model, args.batch_size, args.max_wait_ms, args.workers)
+        with server as (url, _):
             tally, wall = asyncio.run(run_load(url, data, args.clients, args.seconds))
     done = len(tally.latencies_ms)
     print(f"{args.clients} clients, {wall:.1f} s: {done} requests, {done / wall:.1f} requests/s")

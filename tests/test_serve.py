@@ -33,12 +33,19 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from attnfer.faces import DEFAULT_DETECTOR
 from attnfer.faces.draw import COLORS
 from attnfer.pretrained import load_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.serve.app import create_app
 from attnfer.serve.batching import MicroBatcher
-from attnfer.serve.hardening import LOOPBACK_HOSTS, Busy, PixelBudget
+from attnfer.serve.hardening import (
+    LOOPBACK_HOSTS,
+    Busy,
+    PixelBudget,
+    allowed_hosts,
+    exposure_warning,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
@@ -170,7 +177,8 @@ def test_healthz_and_models(client: TestClient) -> None:
     loaded = models["loaded"]
     assert loaded["name"] == "default" and loaded["arch"] == load_pretrained("default").arch
     assert loaded["labels"] == LABELS
-    assert (loaded["input_size"], loaded["channels"], loaded["detector"]) == (48, 1, "mtcnn")
+    assert (loaded["input_size"], loaded["channels"]) == (48, 1)
+    assert loaded["detector"] == DEFAULT_DETECTOR
     assert "recipe" in loaded["info"]
     assert load_pretrained("default").info["data"] not in json.dumps(models)  # no file paths
     assert not any("/" in str(value) for value in loaded["info"].values())
@@ -279,6 +287,21 @@ def test_host_header_must_name_an_allowed_host(recognizer: Recognizer) -> None:
     for url in ("http://faces.example", "http://127.0.0.1:8000", "http://[::1]:8000", LOCAL):
         with TestClient(app, base_url=url) as allowed:
             assert allowed.get("/healthz").status_code == 200, url
+
+
+def test_a_bind_beyond_loopback_warns_loudly_and_allows_its_address() -> None:
+    for loopback in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
+        assert exposure_warning(loopback, None) is None
+    bare = exposure_warning("0.0.0.0", None)
+    assert bare is not None and bare.startswith("WARNING: serving on 0.0.0.0, reachable")
+    assert "NO authentication" in bare and "--token" in bare
+    with_token = exposure_warning("192.168.1.5", "s3cret")
+    assert with_token is not None and "NO authentication" not in with_token
+    assert allowed_hosts("0.0.0.0") == LOOPBACK_HOSTS
+    assert allowed_hosts("192.168.1.5", ["Faces.LAN"]) == LOOPBACK_HOSTS | {
+        "192.168.1.5",
+        "faces.lan",
+    }
 
 
 def test_token_is_checked_on_every_route(recognizer: Recognizer) -> None:

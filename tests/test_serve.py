@@ -305,7 +305,8 @@ def test_a_bind_beyond_loopback_warns_loudly_and_allows_its_address() -> None:
 
 
 def test_token_is_checked_on_every_route(recognizer: Recognizer) -> None:
-    app = create_app(recognizer, token="s3cret")
+    token = "s3cret; x=1, 2"  # a cookie needs it quoted
+    app = create_app(recognizer, token=token)
     photo = {"file": ("a.jpg", EXAMPLE.read_bytes())}
     with TestClient(app, base_url=LOCAL) as client:
         for path in ("/", "/healthz", "/v1/models", "/openapi.json", "/static/app.js"):
@@ -315,9 +316,9 @@ def test_token_is_checked_on_every_route(recognizer: Recognizer) -> None:
         assert client.post("/v1/predict", files=photo).status_code == 401
         wrong = {"Authorization": "Bearer guess"}
         assert client.get("/healthz", headers=wrong).status_code == 401
-        bearer = {"Authorization": "Bearer s3cret"}
+        bearer = {"Authorization": f"Bearer {token}"}
         assert client.post("/v1/predict", files=photo, headers=bearer).status_code == 200
-        page = client.get("/?token=s3cret")  # a browser opening the printed URL
+        page = client.get("/", params={"token": token})  # a browser opening the printed URL
         assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
         assert client.post("/v1/predict", files=photo).status_code == 200  # by the cookie
 
@@ -333,6 +334,14 @@ def test_answers_carry_the_security_headers(client: TestClient) -> None:
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
     assert "script-src 'self';" not in client.get("/").headers["content-security-policy"]
+
+
+def test_websockets_are_refused(client: TestClient) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as refused:
+        client.websocket_connect("/v1/predict").__enter__()
+    assert refused.value.code == 1008
 
 
 def test_content_length_with_chunked_body_is_refused_unread(app: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
@@ -66,6 +67,6 @@ def annotate(
         typer.echo(f"left out {skipped.name}: {skipped.reason}")
     guard = GuardSettings(allowed_hosts(host, allow_host or ()), token, max_in_flight=max_in_flight)
     app = create_app(store, Hints(model) if hints else None, guard)
-    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    url = f"http://{host}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
     typer.echo(f"open {url} in a browser; Ctrl+C stops (saved marks are kept)")
     run_server(app, host, port, token, read_timeout, "warning")

@@ -16,7 +16,7 @@ and answers ``{"detail": "<problem>"}`` at the first that fails:
 
 Every answer, the app's included, carries :data:`SECURITY_HEADERS` (a strict Content Security
 Policy; the API docs pages get one that allows their inline scripts and styles). A refusal sent
-before the body is read closes the connection.
+before the body is read closes the connection. WebSocket connections are refused.
 
 :func:`server_config` is the uvicorn configuration both commands run: the h11 protocol with
 :class:`TimedH11Protocol`, which closes a connection whose request (headers and body) has not
@@ -38,7 +38,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 import h11
 from PIL import Image
@@ -51,6 +51,7 @@ from .options import MAX_IN_FLIGHT, READ_TIMEOUT_S
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 TOKEN_COOKIE = "attnfer_token"
+COOKIE_ATTRIBUTES = "Path=/; HttpOnly; SameSite=Strict"
 RETRY_AFTER_S = 1
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
@@ -144,33 +145,32 @@ class Guard:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # neither server has one: refused (HTTP 403)
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         cookie = self._token_from_query(scope)
         send = _with_headers(send, scope["path"], cookie)
+        counted = scope["path"] not in self.settings.exempt
         try:
             self._check_host(scope)
             self._check_token(scope, cookie is not None)
+            if counted and self.in_flight >= self.settings.max_in_flight:
+                raise Refused(
+                    503,
+                    f"the server is busy ({self.in_flight} requests in flight); retry shortly",
+                    {"retry-after": str(RETRY_AFTER_S)},
+                )
         except Refused as refused:
             await _refuse(refused, scope, receive, send)
             return
-        if scope["path"] in self.settings.exempt:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.settings.max_in_flight:
-            busy = Refused(
-                503,
-                f"the server is busy ({self.in_flight} requests in flight); retry shortly",
-                {"retry-after": str(RETRY_AFTER_S)},
-            )
-            await _refuse(busy, scope, receive, send)
-            return
-        self.in_flight += 1
+        self.in_flight += counted
         try:
             await self._serve(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight -= counted
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -215,7 +215,7 @@ class Guard:
             cookies.load(headers.get("cookie", ""))
         except Exception:  # a malformed Cookie header carries no token
             cookies = SimpleCookie()
-        if TOKEN_COOKIE in cookies and _same(cookies[TOKEN_COOKIE].value, token):
+        if TOKEN_COOKIE in cookies and _same(unquote(cookies[TOKEN_COOKIE].value), token):
             return
         raise Refused(
             401,
@@ -304,7 +304,7 @@ def _with_headers(send: Send, path: str, cookie: str | None) -> Send:
             names = {name.lower() for name, _ in message.get("headers", [])}
             added = [(k.encode(), v.encode()) for k, v in extra.items() if k.encode() not in names]
             if cookie is not None:
-                value = f"{TOKEN_COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Strict"
+                value = f"{TOKEN_COOKIE}={quote(cookie, safe='')}; {COOKIE_ATTRIBUTES}"
                 added.append((b"set-cookie", value.encode()))
             message = {**message, "headers": [*message.get("headers", []), *added]}
         await send(message)

@@ -44,8 +44,8 @@ def model_path() -> str:
 
 @pytest.fixture(scope="module")
 def recognizer(model_path: str) -> Recognizer:
-    """fp32, which gives evaluate's numbers."""
-    return Recognizer(model_path, bf16=False)
+    """PyTorch in fp32, which gives evaluate's numbers."""
+    return Recognizer(model_path, backend="torch", bf16=False)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
 def test_automatic_precision_keeps_fp32_for_few_crops(model_path: str, recognizer) -> None:
     """bf16=None: fewer than BF16_MIN_BATCH crops a call run fp32, more bf16 where it is fast."""
     crops = np.random.default_rng(0).integers(0, 256, (BF16_MIN_BATCH, 48, 48), dtype=np.uint8)
-    auto = Recognizer(model_path, faces="crop")
+    auto = Recognizer(model_path, faces="crop", backend="torch")
     few = BF16_MIN_BATCH - 1
     assert np.array_equal(auto.probabilities(crops[:few]), recognizer.probabilities(crops[:few]))
     many, fp32 = auto.probabilities(crops), recognizer.probabilities(crops)
@@ -259,7 +259,7 @@ def test_opencv_bgr_frames(recognizer) -> None:
 def test_bad_settings(model_path: str) -> None:
     with pytest.raises(ConfigError, match="faces must be one of auto, crop, detect"):
         Recognizer(model_path, faces="all")
-    with pytest.raises(ConfigError, match="backend must be one of torch, onnx"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, torch, onnx"):
         Recognizer(model_path, backend="tflite")
     with pytest.raises(ConfigError, match="tta must be one of"):
         Recognizer(model_path, tta="many")
@@ -275,13 +275,17 @@ def onnx_file(model_path: str, tmp_path_factory) -> Path:
     return out
 
 
-def test_onnx_matches_torch(recognizer, onnx_file: Path, fer_files) -> None:
-    onnx = Recognizer(str(onnx_file), backend="onnx")
-    assert onnx.label_names == recognizer.label_names
-    for run in (lambda r: r.predict(EXAMPLE), lambda r: r.predict_crops(fer_files)):
-        expected, got = run(recognizer), run(onnx)
-        assert [f.box for f in got] == [f.box for f in expected]
-        assert np.abs(_probs(got) - _probs(expected)).max() < 1e-4
+def test_onnx_matches_torch(model_path: str, recognizer, onnx_file: Path, fer_files) -> None:
+    """An exported .onnx file runs in onnxruntime whatever the backend asked (one rule for .onnx
+    everywhere), as does any model by default on the CPU; both give PyTorch's numbers."""
+    default = Recognizer(model_path)
+    for onnx in (Recognizer(str(onnx_file)), Recognizer(str(onnx_file), backend="torch"), default):
+        assert onnx.backend == "onnx" and onnx.label_names == recognizer.label_names
+        for run in (lambda r: r.predict(EXAMPLE), lambda r: r.predict_crops(fer_files)):
+            expected, got = run(recognizer), run(onnx)
+            assert [f.box for f in got] == [f.box for f in expected]
+            assert np.abs(_probs(got) - _probs(expected)).max() < 1e-4
+    assert Recognizer(model_path, bf16=True).backend == "torch"  # bf16 is PyTorch's
 
 
 def test_onnx_backend_caches_its_export(model_path: str, monkeypatch, tmp_path: Path) -> None:

@@ -21,14 +21,16 @@ Framing: a detected box is turned into the model's input as the model's file say
 detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed like the faces the
 model was trained on.
 
-ONNX: ``model`` may be an ``.onnx`` file written by ``attnfer export`` (run by onnxruntime,
-``pip install 'attnfer[export]'``), or ``backend="onnx"`` runs any model there: its weights are
-exported once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``),
-in ``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary folder when that is not
-writable; nothing is ever written inside the installed package. onnxruntime uses as many threads
-as ``torch.get_num_threads()``.
+Backends (``backend=``): ``onnx`` runs the model in onnxruntime, ``torch`` in PyTorch, ``auto``
+(the default) onnxruntime on the CPU, where it classifies a crop about twice as fast as PyTorch
+(``benchmarks/photo.py``), and PyTorch on a GPU or when ``bf16=True`` asks for bf16. For onnxruntime a model's weights are exported
+once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``), in
+``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary folder when that is not
+writable; nothing is ever written inside the installed package. ``model`` may also be an
+``.onnx`` file written by ``attnfer export``, which always runs in onnxruntime. onnxruntime uses
+as many threads as ``torch.get_num_threads()``.
 
-Precision (``bf16=``): the PyTorch backend runs the model channels-last under bf16 autocast where
+Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16 autocast where
 the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for calls of at
 least ``BF16_MIN_BATCH`` crops; fewer crops, such as one photo's few faces, run in fp32, which is
 faster there, so a face may score slightly differently alone and among many. ``bf16=False``
@@ -59,7 +61,7 @@ from .precision import autocast
 from .pretrained import Pretrained, load_pretrained, resolve
 
 FACE_MODES = ("auto", "crop", "detect")
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 TTA_MODES = ("none", "flip", "tencrop")
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
@@ -120,22 +122,10 @@ def _file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _require_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ModelError(
-            "the ONNX backend needs onnxruntime: pip install 'attnfer[export]'"
-        ) from None
-    return onnxruntime
-
-
 def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
     """Export ``pre``'s model to ONNX with its label names and preprocessing as metadata."""
-    try:
-        import onnx
-    except ImportError:
-        raise ModelError("ONNX export needs onnx: pip install 'attnfer[export]'") from None
+    import onnx
+
     p = pre.preprocess
     path = export_onnx(pre.model, path, (p.channels, p.size, p.size))
     proto = onnx.load(str(path))
@@ -212,7 +202,8 @@ def cached_onnx(model: str | os.PathLike) -> Path:
 def _onnx_runner(path: Path, device: str) -> Classifier:
     if not path.is_file():
         raise ModelError(f"{path}: no such ONNX model file")
-    ort = _require_onnxruntime()
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     providers = ["CPUExecutionProvider"]
@@ -267,7 +258,7 @@ class Recognizer:
     ``model``: shipped name (``default``, ``fast``), run folder, weights file or an ``.onnx``
     file from ``attnfer export`` (run by onnxruntime). ``detector``: a name from
     :func:`attnfer.faces.list_detectors` (``default``: see :data:`DEFAULT_DETECTOR`) or a
-    Detector. ``backend``: torch, or onnx to run any model in onnxruntime. ``faces``: auto,
+    Detector. ``backend``: auto, torch or onnx (module notes). ``faces``: auto,
     crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger
     image files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the
     PyTorch backend (module notes).
@@ -277,7 +268,7 @@ class Recognizer:
         self,
         model: str | os.PathLike = "default",
         detector: str | Detector = "default",
-        backend: str = "torch",
+        backend: str = "auto",
         faces: str = "auto",
         tta: str = "none",
         device: str = "cpu",
@@ -293,9 +284,11 @@ class Recognizer:
         if str(model).endswith(".onnx"):
             self.backend = "onnx"
             self.classifier = _onnx_runner(Path(model), device)
-        elif backend == "onnx":
+        elif backend == "onnx" or (backend == "auto" and device == "cpu" and not bf16):
+            self.backend = "onnx"
             self.classifier = _onnx_runner(cached_onnx(model), device)
         else:
+            self.backend = "torch"
             self.classifier = _torch_runner(model, device, bf16)
         self.label_names = self.classifier.label_names
         self.preprocess = self.classifier.preprocess

@@ -23,18 +23,19 @@ model was trained on.
 
 Backends (``backend=``): ``onnx`` runs the model in onnxruntime, ``torch`` in PyTorch, ``auto``
 (the default) onnxruntime on the CPU, where it classifies a crop about twice as fast as PyTorch
-(``benchmarks/photo.py``), and PyTorch on a GPU or when ``bf16=True`` asks for bf16. For onnxruntime a model's weights are exported
-once to ``$ATTNFER_CACHE`` (default ``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``), in
-``onnx/<weights hash>-opset<N>.onnx``, or to a new private temporary folder when that is not
-writable; nothing is ever written inside the installed package. ``model`` may also be an
-``.onnx`` file written by ``attnfer export``, which always runs in onnxruntime. onnxruntime uses
-as many threads as ``torch.get_num_threads()``.
+(``benchmarks/photo.py``), and PyTorch on a GPU or when ``bf16=True`` asks for bf16. For
+onnxruntime a model's weights are exported once to ``$ATTNFER_CACHE`` (default
+``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``), in ``onnx/<weights hash>-opset<N>.onnx``,
+or to a new private temporary folder when that is not writable; nothing is ever written inside
+the installed package. ``model`` may also be an ``.onnx`` file written by ``attnfer export``,
+which always runs in onnxruntime. onnxruntime uses as many threads as
+``torch.get_num_threads()``.
 
-Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16 autocast where
-the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for calls of at
-least ``BF16_MIN_BATCH`` crops; fewer crops, such as one photo's few faces, run in fp32, which is
-faster there, so a face may score slightly differently alone and among many. ``bf16=False``
-gives fp32 always, the numbers of ``attnfer evaluate``; ``bf16=True``, bf16 always.
+Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16
+autocast where the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for
+calls of at least ``BF16_MIN_BATCH`` crops; fewer crops, such as one photo's few faces, run in
+fp32, which is faster there, so a face may score slightly differently alone and among many.
+``bf16=False`` gives fp32 always, the numbers of ``attnfer evaluate``; ``bf16=True``, bf16 always.
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""The photo path against crops: the same faces classified as crops and found in photos.
+
+Each face of FER2013's test split and of CK+48 is placed into a photo-like image (``attnfer data
+photos``: random size, position, background and colour; made once under ``--sets``, kept), then
+classified twice: as its crop (``attnfer evaluate``) and through the full pipeline of each
+detector (``attnfer evaluate --faces detect``: decode, detect, align with the model's framing,
+classify; no face found counts as wrong). ``--legacy`` adds the pipeline with the framing every
+model had before framings were measured (the box enlarged by 25 %). Prints a Markdown table.
+
+    python benchmarks/photo_path.py [--model default] [--detectors all] [--legacy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+from attnfer.data.readers import load_dataset
+from attnfer.faces import list_detectors
+from attnfer.photos import evaluate_photos, photo_samples, write_photo_set
+from attnfer.pretrained import load_pretrained
+from attnfer.recognize import Recognizer
+from attnfer.train.evaluate import evaluate_model
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SOURCES = {"FER2013 test": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--detectors", default="all", help="'all' or comma-separated names")
+    parser.add_argument("--sets", type=Path, default=Path("runs/photo_sets"))
+    parser.add_argument("--legacy", action="store_true", help="also the legacy framing")
+    args = parser.parse_args()
+    names = list_detectors() if args.detectors == "all" else args.detectors.split(",")
+    pre = load_pretrained(args.model)
+    rows = []
+    for title, (src, split) in SOURCES.items():
+        data = load_dataset(src)
+        part = data if split == "all" else data.split(split)
+        crops = evaluate_model(pre.model, pre.preprocess, pre.label_names, part)["accuracy"]
+        folder = args.sets / f"{data.name}_{split}"
+        write_photo_set(part, folder)
+        photos = photo_samples(folder)
+        for name in names:
+            recognizer = Recognizer(args.model, detector=name, faces="detect", bf16=False)
+            framings = [("model's", recognizer.classifier)]
+            if args.legacy:
+                framings.append(("legacy", dataclasses.replace(recognizer.classifier, framing={})))
+            for kind, classifier in framings:
+                recognizer.classifier = classifier
+                start = time.perf_counter()
+                report = evaluate_photos(recognizer, photos)
+                seconds = time.perf_counter() - start
+                rows.append((title, report["photos"], crops, name, kind, report, seconds))
+                print(
+                    f"{title}, {name}, {kind} framing: {100 * report['accuracy']:.2f}%", flush=True
+                )
+    print(f"\nmodel {args.model}; accuracy in %; no face found counts as wrong\n")
+    print("| faces | photos | as crops | detector | framing | photo path | missed | gap | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for title, count, crops, name, kind, report, seconds in rows:
+        acc = report["accuracy"]
+        missed = report["photos"] - report["found"]
+        print(
+            f"| {title} | {count} | {100 * crops:.2f} | {name} | {kind} | {100 * acc:.2f} | "
+            f"{missed} | {100 * (acc - crops):+.2f} | {seconds:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

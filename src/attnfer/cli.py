@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("attnfer.train.commands", "train"),
     "evaluate": ("attnfer.train.commands", "evaluate"),
     "calibrate": ("attnfer.train.commands", "calibrate"),
+    "framing": ("attnfer.photo_commands", "framing"),
     "cv": ("attnfer.train.commands", "cv"),
     "compare": ("attnfer.train.commands", "compare"),
     "serve": ("attnfer.serve.commands", "serve"),

@@ -1,5 +1,5 @@
-"""``attnfer framing`` (measure how each detector's box maps to a model's input) and
-``attnfer data photos`` (a benchmark set of face crops placed in photo-like images)."""
+"""``attnfer framing``: measure how each detector's box maps to a model's input, and write it
+into the model file; and the options and progress bar the photo-path commands share."""
 
 from __future__ import annotations
 
@@ -57,10 +57,11 @@ def framing(
     seed: Annotated[int, typer.Option(help="Seed of the faces drawn and the photos.")] = 0,
     half: Annotated[bool, typer.Option("--half", help="Store the weights as fp16.")] = False,
 ) -> None:
-    """Measure, per face detector, where the model's input square lies relative to the
-    detector's box: the model's training faces are placed in photo-like images, each detector
-    runs on them, and the median mapping is written into the model file. Recognizer, video,
-    serve and explain then frame detected faces the way the model was trained."""
+    """Measure how each face detector's box maps to the model's input; write it into the model.
+
+    The model's training faces are placed in photo-like images, each detector runs on them, and
+    the median mapping from its box to the face's square goes into the model file. Recognizer,
+    video, serve and explain then frame detected faces the way the model was trained."""
     from .data.readers import load_dataset
     from .photos import measure_model_framing
     from .pretrained import load_pretrained
@@ -81,26 +82,3 @@ def framing(
     pre.framing = {**pre.framing, **measured}
     pre.info["framing_data"] = {"data": str(data), "split": split, "faces": faces, "seed": seed}
     console.print(f"wrote {pre.save(out, half=half)}")
-
-
-def photos(
-    src: Annotated[Path, typer.Argument(help="Data set of face crops (FER2013, CK+48, ...).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the photo set.")],
-    split: Annotated[str, typer.Option(help="Split to place ('all' for every face).")] = "test",
-    seed: Annotated[int, typer.Option(help="Seed of the photos.")] = 0,
-) -> None:
-    """Place every face of a split into a photo-like image (random size, position, background,
-    colour), as a label-folder tree of JPEG files with photos.csv saying where each face is:
-    the benchmark of the photo path (`attnfer evaluate MODEL --data OUT --faces detect`).
-    Running it again keeps the photos already written."""
-    from .data.readers import load_dataset
-    from .photos import write_photo_set
-
-    data = load_dataset(src)
-    part = data if split == "all" else data.split(split)
-    with progress_bar() as bar:
-        task = bar.add_task(f"{part.name}: photos", total=len(part))
-        manifest = write_photo_set(
-            part, out, seed, lambda done, _: bar.update(task, completed=done)
-        )
-    console.print(f"wrote {len(part)} photos to {out} ({manifest.name} says where each face is)")

@@ -1,5 +1,6 @@
-"""``attnfer data info|pack|distill``: look at a data set, pack it into one fast-loading file,
-or pack it with a teacher model's probabilities as soft labels (knowledge distillation)."""
+"""``attnfer data info|pack|distill|photos``: look at a data set, pack it into one fast-loading
+file, pack it with a teacher model's probabilities as soft labels (knowledge distillation), or
+place its faces into photo-like images (the photo-path benchmark)."""
 
 from __future__ import annotations
 
@@ -203,3 +204,27 @@ def distill(
     )
     if bad.entries or bad.dropped:
         console.print(f"bad samples: {bad.summary()}", highlight=False)
+
+
+@data_app.command()
+def photos(
+    src: SrcArg,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the photo set.")],
+    split: Annotated[str, typer.Option(help="Split to place ('all' for every face).")] = "test",
+    seed: Annotated[int, typer.Option(help="Seed of the photos.")] = 0,
+) -> None:
+    """Place every face of a split into a photo-like image (random size, position, background,
+    colour), as a label-folder tree of JPEG files with photos.csv saying where each face is:
+    the benchmark of the photo path (`attnfer evaluate MODEL --data OUT --faces detect`).
+    Running it again keeps the photos already written."""
+    from ..photo_commands import progress_bar
+    from ..photos import write_photo_set
+
+    data = load_dataset(src)
+    part = data if split == "all" else data.split(split)
+    with progress_bar() as bar:
+        task = bar.add_task(f"{part.name}: photos", total=len(part))
+        manifest = write_photo_set(
+            part, out, seed, lambda done, _: bar.update(task, completed=done)
+        )
+    console.print(f"wrote {len(part)} photos to {out} ({manifest.name} says where each face is)")

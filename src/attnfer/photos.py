@@ -143,9 +143,10 @@ def evaluate_photos(
     with no face found counting as wrong. Photos whose label the model does not know are left
     out, as :func:`attnfer.train.evaluate.evaluate_model` does; unreadable ones count as wrong.
 
-    Returns the evaluation report of the photos where a face was found (``report``) with
-    ``photos``, ``found``, ``several`` (photos with more than one face), ``unreadable`` and
-    ``accuracy`` over all photos.
+    Returns the evaluation report of the photos where a face was found (``report``, whose rows
+    index ``photos``) with ``photos``, ``found``, ``several`` (photos with more than one face),
+    ``unreadable``, ``accuracy`` over all photos and ``found_rows``, the photos whose face was
+    found.
     """
     known = np.flatnonzero(photos.labels < len(recognizer.label_names))
     probs, rows, several, unreadable = [], [], 0, 0
@@ -182,4 +183,5 @@ def evaluate_photos(
         "unreadable": unreadable,
         "accuracy": correct / len(known) if len(known) else 0.0,
         "report": report,
+        "found_rows": [int(i) for i in rows],
     }

@@ -84,7 +84,7 @@ ModelOpt = Annotated[
 DetectorOpt = Annotated[
     str,
     typer.Option(
-        help="Face detector: default (mtcnn), mtcnn, yunet, retinaface.",
+        help="Face detector: default (retinaface), retinaface, mtcnn, yunet.",
         autocompletion=complete_detector,
     ),
 ]

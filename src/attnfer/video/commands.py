@@ -74,7 +74,7 @@ def run(
     ] = 5,
     model: Annotated[str, typer.Option(help="Shipped model name, run folder or file.")] = "default",
     detector: Annotated[
-        str, typer.Option(help="Face detector: default, mtcnn, yunet, ...")
+        str, typer.Option(help="Face detector: default (retinaface), retinaface, mtcnn, yunet.")
     ] = "default",
     max_frames: Annotated[
         int | None, typer.Option(help="Stop after this many frames (cameras, streams).")

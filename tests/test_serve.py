@@ -94,7 +94,7 @@ def _check_happy_face(prediction: dict[str, Any]) -> None:
     assert face["probabilities"]["happy"] == max(face["probabilities"].values())
     x1, y1, x2, y2 = face["box"]
     assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
-    assert len(face["landmarks"]) == 5 and face["score"] > 0.9
+    assert len(face["landmarks"]) == 5 and face["score"] > 0.9 and face["detected"] is True
 
 
 def test_predict_finds_the_happy_astronaut(client: TestClient) -> None:

@@ -67,7 +67,8 @@ def framing(
     from .pretrained import load_pretrained
 
     pre = load_pretrained(model)
-    part = load_dataset(data).split(split)
+    dataset = load_dataset(data)
+    part = dataset.split(split)
     names = detector_names(detectors)
     measured = {}
     for name in names:
@@ -80,5 +81,5 @@ def framing(
             f"{m['spread']['dy']:.3f}; found {m['found']} of {m['faces']}"
         )
     pre.framing = {**pre.framing, **measured}
-    pre.info["framing_data"] = {"data": str(data), "split": split, "faces": faces, "seed": seed}
+    pre.info["framing_data"] = {"data": dataset.name, "split": split, "faces": faces, "seed": seed}
     console.print(f"wrote {pre.save(out, half=half)}")

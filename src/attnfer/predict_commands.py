@@ -91,7 +91,8 @@ DetectorOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="torch or onnx (onnxruntime).", autocompletion=complete_from(("torch", "onnx"))
+        help="auto (onnxruntime on the CPU), torch or onnx; an .onnx model runs in onnxruntime.",
+        autocompletion=complete_from(("auto", "torch", "onnx")),
     ),
 ]
 
@@ -343,7 +344,7 @@ def predict(
         ),
     ] = "auto",
     detector: DetectorOpt = "default",
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
 ) -> None:
     """Find the faces in images and recognise their expressions.
 
@@ -362,8 +363,7 @@ def predict(
         raise typer.BadParameter("--resume continues an --out file; name it with --out")
     if style not in DRAW_STYLES:
         raise typer.BadParameter(f"--style must be one of {', '.join(DRAW_STYLES)}")
-    chosen = "onnx" if model.endswith(".onnx") else backend
-    recognizer = Recognizer(model, detector, chosen, faces, tta)
+    recognizer = Recognizer(model, detector, backend, faces, tta)
     files, problems = expand_paths(paths)
     sink = ResultFile(out, recognizer.label_names, resume) if out is not None else None
     if sink is not None and sink.done:

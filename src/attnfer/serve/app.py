@@ -63,6 +63,10 @@ class FaceOut(BaseModel):
     """One face in an image."""
 
     box: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in image pixels")
+    detected: bool = Field(
+        description="true: found by the face detector; false: the whole image taken as the face "
+        "(an image no larger than a face crop)"
+    )
     score: float | None = Field(
         description="detector confidence; null when the whole image was taken as the face"
     )
@@ -187,7 +191,7 @@ def create_app(
     *,
     model: str = "default",
     detector: str = "default",
-    backend: str = "torch",
+    backend: str = "auto",
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     max_files: int = MAX_FILES,

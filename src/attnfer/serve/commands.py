@@ -27,7 +27,7 @@ def serve(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     model: ModelOpt = "default",
     detector: DetectorOpt = "default",
-    backend: BackendOpt = "torch",
+    backend: BackendOpt = "auto",
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest request body (a batch: all files), in MB.")
     ] = 20.0,
@@ -70,11 +70,10 @@ def serve(
             f"attnfer serve needs the serve extra ({exc.name} is missing): "
             "pip install 'attnfer[serve]'"
         ) from None
-    chosen = "onnx" if model.endswith(".onnx") else backend
     app = create_app(
         model=model,
         detector=detector,
-        backend=chosen,
+        backend=backend,
         max_upload_bytes=round(max_upload_mb * 1e6),
         max_pixels=round(max_megapixels * 1e6),
         max_files=max_files,

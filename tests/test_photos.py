@@ -211,3 +211,25 @@ def test_photo_set_and_evaluate_faces_detect(ck_faces, tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), [*args, "--faces", "detect", "--detector", "mtcnn"])
     assert result.exit_code == 0, result.output
     assert f"mtcnn: 12 photos, accuracy {100 * report['accuracy']:.2f}%" in result.output
+
+
+def test_photos_and_framing_commands(ck_faces, tmp_path: Path) -> None:
+    """attnfer data photos writes a set; attnfer framing measures one detector on a data set's
+    faces and writes it into a copy of the model, the other detectors' framings kept."""
+    source = tmp_path / "ck12.safetensors"
+    ck_faces.save(source)
+    runner = CliRunner()
+    out = tmp_path / "set"
+    result = runner.invoke(_app(), ["photos", str(source), "--out", str(out), "--split", "all"])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.rglob("*.jpg"))) == 12 and "photos.csv" in result.output
+    model = tmp_path / "framed.safetensors"
+    args = ["framing", "fast", "--data", str(source), "--split", "all", "--faces", "12"]
+    result = runner.invoke(_app(), [*args, "--detectors", "mtcnn", "--out", str(model), "--half"])
+    assert result.exit_code == 0, result.output
+    assert "mtcnn: scale" in result.output and "found 12 of 12" in result.output
+    framed, shipped = load_pretrained(model), load_pretrained("fast")
+    assert framed.framing["mtcnn"] != shipped.framing["mtcnn"]
+    assert framed.framing["retinaface"] == shipped.framing["retinaface"]
+    expected = {"data": "ckplus48", "split": "all", "faces": 12, "seed": 0}
+    assert framed.info["framing_data"] == expected

@@ -51,7 +51,9 @@ def framing(
     model: Annotated[str, typer.Argument(help="Shipped model name, run folder or weights file.")],
     data: Annotated[Path, typer.Option("--data", help="The model's training data set.")],
     out: Annotated[Path, typer.Option("--out", help="The model's .safetensors with framing.")],
-    split: Annotated[str, typer.Option(help="Split whose faces are placed in photos.")] = "train",
+    split: Annotated[
+        str, typer.Option(help="Split whose faces are placed in photos ('all': every face).")
+    ] = "train",
     faces: Annotated[int, typer.Option(help="Faces to place (drawn at random).")] = 1000,
     detectors: Annotated[str, typer.Option(help="'all' or comma-separated names.")] = "all",
     seed: Annotated[int, typer.Option(help="Seed of the faces drawn and the photos.")] = 0,
@@ -68,7 +70,7 @@ def framing(
 
     pre = load_pretrained(model)
     dataset = load_dataset(data)
-    part = dataset.split(split)
+    part = dataset if split == "all" else dataset.split(split)
     names = detector_names(detectors)
     measured = {}
     for name in names:

@@ -117,8 +117,10 @@ class Hints:
 
 def frame_hints(recognizer: Any, path: Path) -> list[dict[str, Any] | None]:
     """Per frame, the label and probability of the largest face (None where there is none)."""
+    from ..video.stream import iter_video
+
     hints: list[dict[str, Any] | None] = []
-    for result in recognizer.video(path, every=HINT_EVERY, smooth=1):
+    for result in iter_video(recognizer, path, every=HINT_EVERY, smooth=1):
         if not result.faces:
             hints.append(None)
             continue

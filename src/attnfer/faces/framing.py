@@ -94,7 +94,7 @@ class Placement:
     side: float
 
 
-def _best_match(faces: list[Face], placed: Placement) -> Face | None:
+def best_match(faces: list[Face], placed: Placement) -> Face | None:
     """The detected face whose box centre lies in the placed square, largest first."""
     inside = [
         f
@@ -130,7 +130,7 @@ def measure_framing(
     total = 0
     for photo, placed in photos:
         total += 1
-        face = _best_match(detector.detect(photo), placed)
+        face = best_match(detector.detect(photo), placed)
         if face is not None:
             samples.append(framing_sample(face, placed, eye_angle(face)))
     if not samples:

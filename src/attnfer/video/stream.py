@@ -89,14 +89,9 @@ class FaceLocator:
         self._count = 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """The detector's faces in ``image``, found at ``detect_side`` pixels at most."""
-        height, width = image.shape[:2]
-        scale = min(1.0, self.detect_side / max(height, width)) if self.detect_side else 1.0
-        if scale == 1.0:
-            return self.detector.detect(image)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        return [f.scaled(1 / scale).clipped(width, height) for f in self.detector.detect(small)]
+        """The detector's faces in ``image``, found in one pass at ``detect_side`` pixels at
+        most (the same size every frame, so that boxes do not jump between passes)."""
+        return self.detector.detect_at(image, self.detect_side or max(image.shape[:2]))
 
     def locate(self, frame: Frame) -> tuple[list[tuple[int, Face]], bool]:
         """(track id, face) pairs in ``frame`` (frames must come in order), and whether the

@@ -4,13 +4,15 @@ On detection frames :meth:`IoUTracker.update` matches the detected faces to the 
 overlap of each face's box with where the track should be now (its last box moved at its
 velocity; greedy, highest IoU first, at least ``min_iou``); a track hidden at the last
 detection may also take a face left over whose centre is close to where it should be.
-Unmatched faces start new tracks (ids 1, 2, ...). A track no face matches is hidden but kept,
-moving at its velocity, for ``max_lost`` frames, so a face hidden behind another for a moment
-(people crossing) or missed by the detector keeps its id when it shows again; a track unmatched
-for longer ends. In between, :meth:`IoUTracker.follow` moves each visible track by its velocity
-and refines the position by template matching in a small search window (normalised
-cross-correlation on a downscaled gray frame), so a face is followed without running the
-detector.
+A face the detector is unsure of (score below ``sure_score``; often a face half hidden in a
+crossing, boxed small) moves its track but sets neither the track's velocity nor its size, and
+starts no track. Unmatched sure faces start new tracks (ids 1, 2, ...). A track no face matches
+is hidden but kept, moving at its velocity, for ``max_lost`` frames, so a face hidden behind
+another for a moment (people crossing) or missed by the detector keeps its id when it shows
+again; a track unmatched for longer ends. In between, :meth:`IoUTracker.follow` moves each
+visible track by its velocity and refines the position by template matching in a small search
+window (normalised cross-correlation on a downscaled gray frame), so a face is followed without
+running the detector.
 
 Why our own and not a tracking library: on the crossing-faces clip of ``tests/test_tracking.py``
 it keeps one id per person with no ID switch at detection every 1 to 5 frames; it follows faces
@@ -87,6 +89,7 @@ class Track:
     missed: int = 0
     template: np.ndarray | None = None
     scale: float = 1.0
+    size: float = 0.0  # the width of the last box the detector was sure of
 
     def predicted(self, frame: int) -> np.ndarray:
         """The current box moved by the velocity to ``frame``."""
@@ -105,8 +108,15 @@ def _centres(boxes: np.ndarray) -> np.ndarray:
 class IoUTracker:
     """Stable ids for faces across frames (see the module notes)."""
 
-    def __init__(self, min_iou: float = 0.3, max_lost: int = 25, refine: bool = True) -> None:
+    def __init__(
+        self,
+        min_iou: float = 0.3,
+        max_lost: int = 25,
+        refine: bool = True,
+        sure_score: float = 0.9,
+    ) -> None:
         self.min_iou = min_iou
+        self.sure_score = sure_score
         self.max_lost = max_lost
         self.refine = refine
         self.tracks: list[Track] = []
@@ -122,10 +132,13 @@ class IoUTracker:
         pairs += self._rematch_hidden(predicted, boxes, pairs)
         matched_tracks = {row for row, _ in pairs}
         matched_faces = {col for _, col in pairs}
+        sure = [f.score is None or f.score >= self.sure_score for f in faces]
         for row, col in pairs:
             track = self.tracks[row]
             step = (_centre(boxes[col]) - _centre(track.detected)) / max(frame - track.frame, 1)
-            track.velocity = 0.5 * track.velocity + 0.5 * step
+            if sure[col]:
+                track.velocity = 0.5 * track.velocity + 0.5 * step
+                track.size = boxes[col, 2] - boxes[col, 0]
             track.face, track.detected, track.missed = faces[col], boxes[col], 0
             track.frame = track.at = frame
         for row, track in enumerate(self.tracks):
@@ -133,8 +146,9 @@ class IoUTracker:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if frame - t.frame <= self.max_lost]
         for col, face in enumerate(faces):
-            if col not in matched_faces:
-                self.tracks.append(Track(self._next_id, face, boxes[col], frame, frame))
+            if col not in matched_faces and sure[col]:
+                width = boxes[col, 2] - boxes[col, 0]
+                self.tracks.append(Track(self._next_id, face, boxes[col], frame, frame, size=width))
                 self._next_id += 1
         if gray is not None and self.refine:
             for track in self.tracks:
@@ -156,7 +170,8 @@ class IoUTracker:
         distance = np.linalg.norm(
             _centres(tracks)[:, None, :] - _centres(faces)[None, :, :], axis=-1
         )
-        reach = REMATCH_SHIFT * (tracks[:, 2] - tracks[:, 0])[:, None]
+        widths = np.maximum(tracks[:, 2] - tracks[:, 0], [self.tracks[r].size for r in rows])
+        reach = REMATCH_SHIFT * widths[:, None]
         closeness = 1 - distance / np.maximum(reach, 1e-6)
         return [(rows[r], cols[c]) for r, c in greedy_match(closeness, 1e-6)]
 

@@ -9,7 +9,8 @@ import typer
 
 READ_TIMEOUT_S = 20.0  # a request's headers and body must arrive within this
 MAX_IN_FLIGHT = 64  # requests served at once
-WORKERS = min(4, os.cpu_count() or 1)  # threads of attnfer serve's micro-batcher
+CORES = os.cpu_count() or 1
+WORKERS = min(4, CORES)  # threads of attnfer serve's micro-batcher
 
 AllowHostOpt = Annotated[
     list[str] | None,

@@ -42,6 +42,7 @@ DEBTS: dict[tuple[str, str], str] = {
     ("attnfer.data.commands", "attnfer.train.evaluate"): f"{_COMMANDS}: `data distill` predicts",
     ("attnfer.data.commands", "attnfer.photos"): f"{_COMMANDS}: `data photos` writes photos",
     ("attnfer.data.commands", "attnfer.photo_commands"): f"{_COMMANDS}: the shared progress bar",
+    ("attnfer.data.commands", "attnfer.recognize"): f"{_COMMANDS}: `data photo-crops` aligns faces",
     ("attnfer.explain.commands", "attnfer.predict_commands"): f"{_COMMANDS}: predict's options",
     ("attnfer.serve.commands", "attnfer.predict_commands"): f"{_COMMANDS}: predict's options",
     ("attnfer.train.commands", "attnfer.recognize"): f"{_COMMANDS}: `evaluate --faces detect`",

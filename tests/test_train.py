@@ -294,8 +294,9 @@ def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     stamps = [r.stat().st_mtime_ns for r in reports]
     for name, figure, report in zip(("row_a", "row_b"), ("70.02", "65.20"), reports, strict=True):
         ours = 100 * json.loads(report.read_text())["accuracy"]
-        line = next(line for line in first.output.splitlines() if name in line)
-        assert figure in line and f"{ours:.2f}" in line and f"{ours - float(figure):+.2f}" in line
+        rows = [line for line in first.output.splitlines() if name in line and figure in line]
+        assert len(rows) == 1, first.output  # the table's row (log lines name the run too)
+        assert f"{ours:.2f}" in rows[0] and f"{ours - float(figure):+.2f}" in rows[0]
     again = CliRunner().invoke(app, args, terminal_width=200)
     assert again.exit_code == 0, again.output
     assert [r.stat().st_mtime_ns for r in reports] == stamps  # finished runs are reused

@@ -11,6 +11,7 @@ import ast
 import importlib
 import logging
 import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -138,6 +139,19 @@ app = typer.Typer(
 )
 
 
+class StderrHandler(logging.StreamHandler):
+    """Log records to ``sys.stderr`` as it is when they are written, not as it was when the
+    handler was made (a captured or replaced stream may be closed by then)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; sys.stderr is used
+        pass
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"attnfer {__version__}")
@@ -154,7 +168,7 @@ def main(
     """attnfer: facial expression recognition with attention."""
     logger = logging.getLogger("attnfer")
     if not logger.handlers:
-        logger.addHandler(logging.StreamHandler())
+        logger.addHandler(StderrHandler())
         logger.setLevel(logging.INFO)
 
 

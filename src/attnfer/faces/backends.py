@@ -15,6 +15,7 @@ import os
 import warnings
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import cv2
 import numpy as np
@@ -63,13 +64,9 @@ class YuNetDetector(Detector):
     name = "yunet"
     default_score = 0.5
 
-    def __init__(
-        self,
-        min_score: float | None = None,
-        max_side: int = MAX_SIDE,
-        first_side: int | None = FIRST_SIDE,
-    ) -> None:
-        super().__init__(min_score, max_side, first_side)
+    def __init__(self, **options: Any) -> None:
+        """``options``: those of :class:`~attnfer.faces.base.Detector`."""
+        super().__init__(**options)
         self._yuface = require("yuface", "yuface", self.name, extra="yunet")
 
     def _detect(self, image: np.ndarray) -> list[Face]:
@@ -109,13 +106,9 @@ class RetinaFaceDetector(Detector):
     default_score = 0.5  # benchmarks/detector_threshold.py: 96 % of FER2013 test faces found
     nms_overlap = 0.4
 
-    def __init__(
-        self,
-        min_score: float | None = None,
-        max_side: int = MAX_SIDE,
-        first_side: int | None = FIRST_SIDE,
-    ) -> None:
-        super().__init__(min_score, max_side, first_side)
+    def __init__(self, **options: Any) -> None:
+        """``options``: those of :class:`~attnfer.faces.base.Detector`."""
+        super().__init__(**options)
         ort = require("onnxruntime", "onnxruntime", self.name)
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0)

@@ -57,7 +57,7 @@ def main() -> None:
             recognizer = Recognizer(args.model, detector=name, faces="detect", bf16=False)
             framings = [("model's", recognizer.classifier)]
             if args.legacy:
-                framings.append(("legacy", dataclasses.replace(recognizer.classifier, framing={})))
+                framings.append(("legacy", dataclasses.replace(recognizer.classifier, framings={})))
             for kind, classifier in framings:
                 recognizer.classifier = classifier
                 start = time.perf_counter()

@@ -33,7 +33,7 @@ from .data.labels import label_names_for
 from .data.readers import detect_format, load_dataset
 from .data.readers.folder import folder_samples
 from .errors import DataError
-from .faces import create_detector, eye_angle
+from .faces import create_detector, eye_angle, largest
 from .faces.compose import compose_photo
 from .faces.framing import Placement, best_match, measure_framing
 from .recognize import Recognizer
@@ -157,10 +157,6 @@ def photo_samples(src: str | os.PathLike, split: str = "all") -> PhotoSamples:
     return PhotoSamples(part.images, part.labels, part.label_names, part.classes or (), part.name)
 
 
-def _largest(faces: list) -> Any:
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
-
-
 def evaluate_photos(
     recognizer: Recognizer,
     photos: PhotoSamples,
@@ -186,7 +182,7 @@ def evaluate_photos(
                 unreadable += 1
                 continue
             several += len(faces) > 1
-            face = _largest(faces)
+            face = largest(faces)
             if face is not None:
                 probs.append([face.probabilities[n] for n in recognizer.label_names])
                 rows.append(i)

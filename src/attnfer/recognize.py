@@ -77,11 +77,11 @@ class Classifier:
     run: Runner
     label_names: tuple[str, ...]
     preprocess: Preprocess
-    framing: dict[str, Any]
+    framings: dict[str, Framing]
 
     def framing_for(self, detector: str) -> Framing:
         """How ``detector``'s boxes map to the model's input (:mod:`attnfer.faces.framing`)."""
-        return framings_from_info(self.framing, "model").get(detector, LEGACY_FRAMING)
+        return self.framings.get(detector, LEGACY_FRAMING)
 
 
 @dataclass(frozen=True)
@@ -218,8 +218,7 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
     try:
         labels = tuple(json.loads(meta["attnfer_labels"]))
         preprocess = Preprocess(**json.loads(meta["attnfer_preprocess"]))
-        framing = json.loads(meta.get("attnfer_framing", "{}"))
-        framings_from_info(framing, str(path))
+        framings = framings_from_info(json.loads(meta.get("attnfer_framing", "{}")), str(path))
     except (KeyError, ValueError, TypeError):
         raise ModelError(
             f"{path}: has no attnfer metadata (labels, preprocessing); write it with attnfer export"
@@ -229,7 +228,7 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
         (logits,) = session.run(["logits"], {"input": x.numpy()})
         return torch.from_numpy(logits).float().softmax(1)
 
-    return Classifier(run, labels, preprocess, framing)
+    return Classifier(run, labels, preprocess, framings)
 
 
 def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> Classifier:
@@ -242,7 +241,8 @@ def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> C
             logits = net(x.to(target).contiguous(memory_format=torch.channels_last))
         return logits.float().softmax(1).cpu()
 
-    return Classifier(run, pre.label_names, pre.preprocess, pre.framing)
+    framings = framings_from_info(pre.framing, pre.arch)
+    return Classifier(run, pre.label_names, pre.preprocess, framings)
 
 
 def _as_crop(src: ImageInput, bgr: bool) -> np.ndarray:

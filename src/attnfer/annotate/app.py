@@ -35,6 +35,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from ..errors import AttnferError, DataError
+from ..faces import largest
 from ..serve.hardening import Guard, GuardSettings
 from ..video.io import VideoReader
 from ..video.marks import Marks
@@ -124,7 +125,7 @@ def frame_hints(recognizer: Any, path: Path) -> list[dict[str, Any] | None]:
         if not result.faces:
             hints.append(None)
             continue
-        face = max(result.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        face = largest(result.faces)
         hints.append({"label": face.label, "probability": round(face.probabilities[face.label], 3)})
     return hints
 

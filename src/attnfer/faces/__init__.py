@@ -14,7 +14,7 @@ from .backends import (
     create_detector,
     list_detectors,
 )
-from .base import LANDMARK_NAMES, Detector, Face
+from .base import LANDMARK_NAMES, Detector, Face, largest
 from .draw import annotate
 from .framing import LEGACY_FRAMING, Framing
 from .images import MAX_PIXELS, ImageInput, load_image
@@ -37,6 +37,7 @@ __all__ = [
     "create_detector",
     "eye_angle",
     "fit_to_input",
+    "largest",
     "list_detectors",
     "load_image",
 ]

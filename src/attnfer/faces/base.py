@@ -18,9 +18,10 @@ from __future__ import annotations
 import importlib
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import ClassVar
+from typing import ClassVar, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -33,6 +34,13 @@ FIRST_SIDE = 320  # longest side of the coarse pass
 REFINE_BELOW = 96  # a face smaller than this (pixels, at the coarse pass's scale) asks for the fine
 
 Point = tuple[float, float]
+
+
+class Boxed(Protocol):
+    box: tuple[float, float, float, float] | tuple[int, int, int, int]
+
+
+F = TypeVar("F", bound=Boxed)
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,11 @@ def require(module: str, pip_name: str, detector: str, extra: str | None = None)
         raise ModelError(
             f"the {detector!r} face detector needs the {pip_name} package ({exc}): {hint}"
         ) from None
+
+
+def largest(faces: Iterable[F]) -> F | None:
+    """The face (anything with a ``box``) whose box has the largest area; None for none."""
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
 
 
 class Detector(ABC):

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .base import Detector, Face
+from .base import Detector, Face, largest
 
 FRAMING_KEYS = ("scale", "dx", "dy")
 
@@ -102,7 +102,7 @@ def best_match(faces: list[Face], placed: Placement) -> Face | None:
         if placed.x <= (f.box[0] + f.box[2]) / 2 <= placed.x + placed.side
         and placed.y <= (f.box[1] + f.box[3]) / 2 <= placed.y + placed.side
     ]
-    return max(inside, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
+    return largest(inside)
 
 
 def framing_sample(face: Face, placed: Placement, angle: float) -> tuple[float, float, float]:

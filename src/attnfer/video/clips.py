@@ -32,7 +32,7 @@ from ..data.readers._common import ordered_splits
 from ..data.readers.ckplus import CKPLUS_NAME, looks_like_crops
 from ..data.readers.folder import folder_samples
 from ..errors import ConfigError, DataError
-from ..faces import Detector, align_face, create_detector
+from ..faces import Detector, align_face, create_detector, largest
 from .io import VIDEO_SUFFIXES, read_frames
 from .stream import FaceLocator
 
@@ -199,9 +199,7 @@ def video_faces(
     for frame in read_frames(path):
         faces, _ = locator.locate(frame)
         if faces:
-            face = max(
-                (f for _, f in faces), key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])
-            )
+            face = largest(f for _, f in faces)
             crops.append(align_face(frame.image, face, size, channels))
     if not crops:
         raise DataError(f"{path}: no face found in any frame")

@@ -29,7 +29,7 @@ from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
 from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
-from attnfer.train.datamodule import FaceDataModule
+from attnfer.train.datamodule import FaceDataModule, progressive_size
 from attnfer.train.evaluate import evaluate_model, predict_proba
 from attnfer.train.memory_format import unsafe_convs
 from attnfer.train.run import fit, history, make_task, quiet_lightning
@@ -596,3 +596,38 @@ def test_last_checkpoint_is_written_every_epoch_even_when_val_does_not_improve(
     epoch = lambda name: torch.load(tmp_path / "run" / name, weights_only=True)["epoch"]  # noqa: E731
     assert epoch("best.ckpt") == 0
     assert epoch("last.ckpt") == 2  # what --resume continues from
+
+
+def test_progressive_size_steps_from_start_to_full_in_equal_shares():
+    sides = [progressive_size(e, 6, 32, 48) for e in range(6)]
+    assert sides == [32, 32, 40, 40, 48, 48]
+    assert progressive_size(0, 5, 48, 48) == 48
+    assert progressive_size(4, 5, 44, 48) == 48  # a last step shorter than 8 px
+
+
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no")  # no val here
+def test_progressive_resizing_trains_small_first_and_at_full_size_last(tmp_path):
+    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
+    dm = FaceDataModule(data, None, Preprocess(), None, batch_size=8, channels_last=False,
+                        start_size=32)  # fmt: skip
+    seen = []
+
+    class Probe(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, batch_idx):
+            seen.append(batch[0].shape[-1])
+            return (self.w - batch[0].mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)  # fmt: skip
+    with quiet_lightning():
+        trainer.fit(Probe(), datamodule=dm)
+    assert seen == [32, 40, 48]

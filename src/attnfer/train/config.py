@@ -104,6 +104,9 @@ class TrainerConfig:
     tta: str = "flip"
     # > 0: validate and save an exponential moving average of the weights (e.g. 0.999)
     ema_decay: float = 0.0
+    # progressive resizing: training faces start at this side and grow by 8 px to preprocess.size,
+    # an equal share of the epochs at each side (validation, test and the saved model: full size)
+    start_size: int | None = None
     # stop training after this many minutes (resumed attempts count too) and keep the best epoch
     max_minutes: float | None = None
     # Lightning's: "auto" takes every GPU (DDP when more than one), else the CPU; devices: 2 with
@@ -116,6 +119,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.ema_decay, (int, float)) and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if isinstance(self.start_size, int) and self.start_size < 8:
+            raise ValueError(f"start_size must be at least 8, got {self.start_size}")
         if isinstance(self.max_minutes, (int, float)) and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..data.dataset import FaceDataset
@@ -25,6 +26,7 @@ class FaceDataModule(L.LightningDataModule):
         channels_last: bool = True,
         seed: int = 0,
         soft_labels: bool = False,
+        start_size: int | None = None,
     ):
         super().__init__()
         self.train_set, self.val_set = train, val
@@ -33,6 +35,7 @@ class FaceDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.channels_last = channels_last
         self.seed = seed
+        self.start_size = start_size
 
     @staticmethod
     def _tensors(data: FaceDataset, soft_labels: bool = False) -> TensorDataset:
@@ -62,6 +65,19 @@ class FaceDataModule(L.LightningDataModule):
         if self.trainer is not None and self.trainer.training and self.augment is not None:
             progress = self.trainer.current_epoch / max(1, self.trainer.max_epochs - 1)
             x = self.augment.at(progress)(x)
+        if self.trainer is not None and self.trainer.training and self.start_size is not None:
+            side = progressive_size(
+                self.trainer.current_epoch, self.trainer.max_epochs, self.start_size, x.shape[-1]
+            )
+            if side != x.shape[-1]:
+                x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, labels, *soft
+
+
+def progressive_size(epoch: int, epochs: int, start: int, full: int, step: int = 8) -> int:
+    """The training side at ``epoch`` of ``epochs``: ``start``, ``start + step``, ... up to
+    ``full``, each for an equal share of the epochs (``start >= full``: always ``full``)."""
+    sides = [*range(start, full, step), full]
+    return sides[min(epoch * len(sides) // max(epochs, 1), len(sides) - 1)]

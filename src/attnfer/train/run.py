@@ -141,6 +141,7 @@ def fit(
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
         task.channels_last, recipe.trainer.seed, soft_labels=soft,
+        start_size=recipe.trainer.start_size,
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)

@@ -2,14 +2,17 @@
 
 Each face of FER2013's test split and of CK+48 is placed into a photo-like image (``attnfer data
 photos``: random size, position, background and colour; made once under ``--sets``, kept), then
-classified twice: as its crop (``attnfer evaluate``) and through the full pipeline of each
-detector (``attnfer evaluate --faces detect``: decode, detect, align with the model's framing,
-classify; no face found counts as wrong). The gap splits in two: faces the detector missed, and
-what detection and alignment cost on the faces found (their accuracy as crops against through the
-pipeline). ``--legacy`` adds the pipeline with the framing every model had before framings were
-measured (the box enlarged by 25 %). Prints a Markdown table.
+classified twice by the same classifier (backend and test-time augmentation as a user's
+``Recognizer`` has them, unless ``--backend`` and ``--tta`` say otherwise): as its crop, and
+through the full pipeline of each detector (``attnfer evaluate --faces detect``: decode, detect,
+align with the model's framing, classify; no face found counts as wrong). The gap splits in two:
+faces the detector missed, and what detection and alignment cost on the faces found (their
+accuracy as crops against through the pipeline). ``--legacy`` adds the pipeline with the framing
+every model had before framings were measured (the box enlarged by 25 %). Prints a Markdown
+table.
 
     python benchmarks/photo_path.py [--model default] [--detectors all] [--legacy]
+        [--backend auto] [--tta flip]
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import dataclasses
 import time
 from pathlib import Path
 
+import numpy as np
+
 from attnfer.data.readers import load_dataset
 from attnfer.faces import list_detectors
 from attnfer.photos import evaluate_photos, photo_samples, write_photo_set
-from attnfer.pretrained import load_pretrained
 from attnfer.recognize import Recognizer
-from attnfer.train.evaluate import evaluate_model
+from attnfer.train.evaluate import report_over_known_classes
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SOURCES = {"FER2013 test": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
@@ -37,14 +41,20 @@ def main() -> None:
     parser.add_argument("--detectors", default="all", help="'all' or comma-separated names")
     parser.add_argument("--sets", type=Path, default=Path("runs/photo_sets"))
     parser.add_argument("--legacy", action="store_true", help="also the legacy framing")
+    parser.add_argument("--backend", default="auto", help="the Recognizer's backend")
+    parser.add_argument("--tta", default="flip", help="the Recognizer's test-time augmentation")
     args = parser.parse_args()
     names = list_detectors() if args.detectors == "all" else args.detectors.split(",")
-    pre = load_pretrained(args.model)
     rows = []
     for title, (src, split) in SOURCES.items():
         data = load_dataset(src)
         part = data if split == "all" else data.split(split)
-        report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part)
+        as_crops = Recognizer(args.model, backend=args.backend, tta=args.tta, bf16=False)
+        known = np.flatnonzero(part.labels < len(as_crops.label_names))
+        probs = as_crops.probabilities(part.images[known])
+        report = report_over_known_classes(
+            probs, part.labels[known], part.classes, as_crops.label_names, known
+        )
         crops = report["accuracy"]
         wrong = {e["row"] for e in report["errors"]}  # rows of part
         folder = args.sets / f"{data.name}_{split}"
@@ -54,7 +64,7 @@ def main() -> None:
         }
         photos = photo_samples(folder)
         for name in names:
-            recognizer = Recognizer(args.model, detector=name, faces="detect", bf16=False)
+            recognizer = Recognizer(args.model, name, args.backend, "detect", args.tta, bf16=False)
             framings = [("model's", recognizer.classifier)]
             if args.legacy:
                 framings.append(("legacy", dataclasses.replace(recognizer.classifier, framings={})))
@@ -69,7 +79,8 @@ def main() -> None:
                 print(
                     f"{title}, {name}, {kind} framing: {100 * report['accuracy']:.2f}%", flush=True
                 )
-    print(f"\nmodel {args.model}; accuracy in %; no face found counts as wrong\n")
+    setup = f"model {args.model}, backend {as_crops.backend}, TTA {args.tta}"
+    print(f"\n{setup}; accuracy in %; no face found counts as wrong\n")
     print(
         "| faces | detector | framing | as crops | photo path | gap | missed | found: as crops "
         "| found: photo path | s |"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from attnfer.models import create_model, export_onnx, export_torchscript, list_models, model_info
+from attnfer.export import export_onnx, export_torchscript
+from attnfer.models import create_model, list_models, model_info
 
 ort = pytest.importorskip("onnxruntime")
 

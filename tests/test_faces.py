@@ -25,7 +25,9 @@ from attnfer.faces import (
     eye_angle,
     list_detectors,
     load_image,
+    roll_correction,
 )
+from attnfer.faces.align import KEPT_TILT
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CKPLUS = DATASETS / "ckplus48"
@@ -120,21 +122,35 @@ def test_eye_angle_follows_rotation(detector) -> None:
     assert abs(np.median(angles) - 12) < 5
 
 
-def test_alignment_levels_the_eyes_and_enlarges_the_box() -> None:
-    angle = math.radians(20)
+def _eye_line(degrees: float) -> tuple[Face, np.ndarray, np.ndarray]:
+    angle = math.radians(degrees)
     left = np.array([100.0, 100.0])
     right = left + 40 * np.array([math.cos(angle), math.sin(angle)])
     marks = (tuple(left), tuple(right), (115.0, 130.0), (105.0, 150.0), (135.0, 160.0))
-    face = Face((80.0, 70.0, 160.0, 170.0), 0.99, marks)
+    return Face((80.0, 70.0, 160.0, 170.0), 0.99, marks), left, right
+
+
+@pytest.mark.parametrize("degrees", [25.0, -40.0])
+def test_alignment_turns_a_strong_lean_back_to_the_kept_tilt_and_enlarges_the_box(degrees):
+    face, left, right = _eye_line(degrees)
     matrix = alignment_matrix(face, 100)
     eyes = np.c_[np.array([left, right]), np.ones(2)] @ matrix.T
-    assert eyes[0, 1] == pytest.approx(eyes[1, 1], abs=1e-6)
-    assert eyes[1, 0] - eyes[0, 0] == pytest.approx(40 * 100 / (100 * 1.25))  # side 100 * 1.25
+    (dx, dy) = eyes[1] - eyes[0]
+    assert math.degrees(math.atan2(dy, dx)) == pytest.approx(math.copysign(KEPT_TILT, degrees))
+    assert math.hypot(dx, dy) == pytest.approx(40 * 100 / (100 * 1.25))  # side 100 * 1.25
     centre = np.array([120.0, 120.0, 1.0]) @ matrix.T
     assert centre == pytest.approx([50, 50])
     image = np.zeros((200, 200, 3), np.uint8)
     assert align_face(image, face, 48).shape == (48, 48)
     assert align_face(image, face, 224, channels=3).shape == (224, 224, 3)
+
+
+def test_alignment_keeps_a_lean_the_training_faces_show():
+    face, left, right = _eye_line(KEPT_TILT - 3)
+    assert roll_correction(face) == 0.0
+    eyes = np.c_[np.array([left, right]), np.ones(2)] @ alignment_matrix(face, 100).T
+    (dx, dy) = eyes[1] - eyes[0]
+    assert math.degrees(math.atan2(dy, dx)) == pytest.approx(KEPT_TILT - 3)
 
 
 def test_detectors_never_reach_the_network(monkeypatch) -> None:

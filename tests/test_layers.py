@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "files", "precision"),
     ("data", "faces", "models"),
     ("pretrained",),
+    ("export",),
     ("recognize", "train"),
     ("explain", "photos", "serve", "video"),
     ("annotate",),

@@ -128,7 +128,7 @@ def test_shipped_models_carry_a_measured_framing() -> None:
 
 def test_onnx_export_keeps_the_framing(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from attnfer.recognize import export_model
+    from attnfer.export import export_model
 
     onnx = export_model("default", tmp_path / "m.onnx")
     recognizer = Recognizer(str(onnx), detector="mtcnn")  # an .onnx file picks onnxruntime

@@ -24,7 +24,7 @@ from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.predict_commands import export, predict
-from attnfer.pretrained import load_pretrained
+from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import FaceResult, Recognizer
 from attnfer.train.evaluate import predict_proba
 
@@ -44,8 +44,8 @@ def model_path() -> str:
 
 @pytest.fixture(scope="module")
 def recognizer(model_path: str) -> Recognizer:
-    """PyTorch in fp32, which gives evaluate's numbers."""
-    return Recognizer(model_path, backend="torch", bf16=False)
+    """PyTorch in fp32 without test-time augmentation, which gives evaluate's numbers."""
+    return Recognizer(model_path, backend="torch", tta="none", bf16=False)
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +78,14 @@ def test_fer2013_crops_match_evaluate(model_path: str, recognizer, fer_files) ->
     by_file = recognizer.predict_batch(fer_files[:7])  # faces="auto": 48 px images are crops
     assert np.abs(np.concatenate([_probs(r) for r in by_file]) - expected[:7]).max() < 1e-6
     flip = predict_proba(pre.model, pre.preprocess, images[:4], tta="flip")
-    tta = Recognizer(model_path, faces="crop", tta="flip", bf16=False)
+    tta = Recognizer(model_path, faces="crop", tta="flip", backend="torch", bf16=False)
     assert np.abs(_probs(tta.predict_crops(list(fer_files[:4]))) - flip).max() < 1e-6
 
 
 def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
     """bf16 autocast (the default where the CPU runs it fast) changes probabilities slightly."""
     expected = recognizer.predict_crops(fer_files)
-    got = Recognizer(model_path, faces="crop", bf16=True).predict_crops(fer_files)
+    got = Recognizer(model_path, faces="crop", tta="none", bf16=True).predict_crops(fer_files)
     gap = np.abs(_probs(got) - _probs(expected)).max()
     assert 0 < gap < 0.05, f"largest probability change {gap}"
     agree = [a.label == b.label for a, b in zip(got, expected, strict=True)]
@@ -99,7 +99,7 @@ def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
 def test_automatic_precision_keeps_fp32_for_few_crops(model_path: str, recognizer) -> None:
     """bf16=None: fewer than BF16_MIN_BATCH crops a call run fp32, more bf16 where it is fast."""
     crops = np.random.default_rng(0).integers(0, 256, (BF16_MIN_BATCH, 48, 48), dtype=np.uint8)
-    auto = Recognizer(model_path, faces="crop", backend="torch")
+    auto = Recognizer(model_path, faces="crop", backend="torch", tta="none")
     few = BF16_MIN_BATCH - 1
     assert np.array_equal(auto.probabilities(crops[:few]), recognizer.probabilities(crops[:few]))
     many, fp32 = auto.probabilities(crops), recognizer.probabilities(crops)
@@ -277,15 +277,38 @@ def onnx_file(model_path: str, tmp_path_factory) -> Path:
 
 def test_onnx_matches_torch(model_path: str, recognizer, onnx_file: Path, fer_files) -> None:
     """An exported .onnx file runs in onnxruntime whatever the backend asked (one rule for .onnx
-    everywhere), as does any model by default on the CPU; both give PyTorch's numbers."""
-    default = Recognizer(model_path)
-    for onnx in (Recognizer(str(onnx_file)), Recognizer(str(onnx_file), backend="torch"), default):
+    everywhere), as does any model with backend="onnx"; both give PyTorch's numbers."""
+    exported = Recognizer(model_path, backend="onnx", tta="none")
+    from_file = Recognizer(str(onnx_file), tta="none")
+    asked_torch = Recognizer(str(onnx_file), backend="torch", tta="none")
+    for onnx in (from_file, asked_torch, exported):
         assert onnx.backend == "onnx" and onnx.label_names == recognizer.label_names
         for run in (lambda r: r.predict(EXAMPLE), lambda r: r.predict_crops(fer_files)):
             expected, got = run(recognizer), run(onnx)
             assert [f.box for f in got] == [f.box for f in expected]
             assert np.abs(_probs(got) - _probs(expected)).max() < 1e-4
     assert Recognizer(model_path, bf16=True).backend == "torch"  # bf16 is PyTorch's
+
+
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_shipped_models_run_int8_on_the_cpu_with_fp32_labels(name: str, fer_files) -> None:
+    """The shipped int8 files are the CPU's default and label faces as the fp32 weights do."""
+    int8 = Recognizer(name, faces="crop")
+    fp32 = Recognizer(name, faces="crop", backend="torch", bf16=False)
+    assert int8.backend == "int8" and Recognizer(name, faces="crop", bf16=True).backend == "torch"
+    got, expected = int8.predict_crops(fer_files), fp32.predict_crops(fer_files)
+    assert np.abs(_probs(got) - _probs(expected)).max() < 0.15
+    agree = sum(a.label == b.label for a, b in zip(got, expected, strict=True))
+    assert agree >= 0.9 * len(fer_files)
+    assert int8.framing == fp32.framing and int8.preprocess == fp32.preprocess
+
+
+def test_int8_backend_is_for_shipped_models(tmp_path: Path) -> None:
+    path = tmp_path / "mine.safetensors"  # the same weights, not under a shipped name
+    path.write_bytes(resolve("fast").read_bytes())
+    assert Recognizer(str(path), faces="crop").backend == "onnx"
+    with pytest.raises(ConfigError, match="attnfer export MODEL --calibrate DATA"):
+        Recognizer(str(path), backend="int8")
 
 
 def test_onnx_backend_caches_its_export(model_path: str, monkeypatch, tmp_path: Path) -> None:
@@ -351,7 +374,7 @@ def test_half_export_halves_the_file_and_keeps_the_predictions(
     with safe_open(str(files["--half"]), framework="pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.float16, torch.int64}  # noqa: SIM118
     assert files["--half"].stat().st_size < 0.6 * files["--no-half"].stat().st_size
-    half = Recognizer(str(files["--half"]), bf16=False)
+    half = Recognizer(str(files["--half"]), tta="none", bf16=False)
     assert half.label_names == recognizer.label_names
     expected, got = recognizer.predict_crops(fer_files), half.predict_crops(fer_files)
     assert [f.label for f in got] == [f.label for f in expected]

@@ -33,7 +33,7 @@ from .data.labels import label_names_for
 from .data.readers import detect_format, load_dataset
 from .data.readers.folder import folder_samples
 from .errors import DataError
-from .faces import create_detector, eye_angle, largest
+from .faces import create_detector, largest, roll_correction
 from .faces.compose import compose_photo
 from .faces.framing import Placement, best_match, measure_framing
 from .recognize import Recognizer
@@ -96,7 +96,7 @@ def measure_model_framing(
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(len(images), min(faces, len(images)), replace=False))
     return {
-        name: measure_framing(create_detector(name), _photos(images[chosen], seed), eye_angle)
+        name: measure_framing(create_detector(name), _photos(images[chosen], seed), roll_correction)
         for name in detectors
     }
 

@@ -91,8 +91,9 @@ DetectorOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="auto (onnxruntime on the CPU), torch or onnx; an .onnx model runs in onnxruntime.",
-        autocompletion=complete_from(("auto", "torch", "onnx")),
+        help="auto (onnxruntime on the CPU: int8 for the shipped models, else fp32), int8, onnx "
+        "or torch; an .onnx model runs in onnxruntime.",
+        autocompletion=complete_from(("auto", "int8", "onnx", "torch")),
     ),
 ]
 
@@ -332,10 +333,10 @@ def predict(
     tta: Annotated[
         str,
         typer.Option(
-            help="Test-time augmentation: none, flip, tencrop.",
+            help="Test-time augmentation: flip (each face with its mirror image), none, tencrop.",
             autocompletion=complete_from(("none", "flip", "tencrop")),
         ),
-    ] = "none",
+    ] = "flip",
     faces: Annotated[
         str,
         typer.Option(
@@ -427,17 +428,21 @@ def export(
     half: Annotated[
         bool, typer.Option(help="safetensors: store the weights as fp16 (half the size).")
     ] = False,
+    calibrate: Annotated[
+        str | None,
+        typer.Option(help="ONNX: write int8, calibrated on 512 faces of this data set."),
+    ] = None,
 ) -> None:
-    """Export a trained model to ONNX, TorchScript or an attnfer safetensors file.
+    """Export a trained model to ONNX (fp32 or int8), TorchScript or an attnfer safetensors file.
 
-    The ONNX file carries the labels and preprocessing; --half stores safetensors weights as
-    fp16 (how the shipped default is made).
+    The ONNX file carries the labels, preprocessing and framing; --calibrate DATA quantizes it to
+    int8 (how the shipped int8 files are made); --half stores safetensors weights as fp16.
 
     ``attnfer predict --model FILE.onnx`` and ``Recognizer(model=FILE.onnx)`` run the ONNX file.
     """
-    from .recognize import export_model
+    from .export import export_model
 
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".safetensors")
     target = out or Path("model" + suffix)
-    path = export_model(model, target, fmt, half)
+    path = export_model(model, target, fmt, half, calibrate)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -29,6 +29,8 @@ from .models import create_model, list_models
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
 # recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
 SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
+# Their int8 ONNX files (attnfer.export.quantize_onnx), run by default on the CPU.
+SHIPPED_INT8 = {"default": "default.int8.onnx", "fast": "fast.int8.onnx"}
 MAX_INPUT_SIZE = 1024  # the largest input side a model file may ask for
 
 
@@ -95,11 +97,23 @@ def save_pretrained(
     return write_atomic(path, lambda fh: fh.write(blob))
 
 
+def _asset(name: str) -> Path:
+    return Path(str(resources.files("attnfer") / "assets" / name))
+
+
+def shipped_int8(name: str | os.PathLike) -> Path | None:
+    """The int8 ONNX file of a shipped model name, or None (not a shipped name, or not shipped
+    with one in this install)."""
+    file = SHIPPED_INT8.get(str(name))
+    path = _asset(file) if file else None
+    return path if path is not None and path.is_file() else None
+
+
 def resolve(name_or_path: str | os.PathLike) -> Path:
     """A shipped model name (``default``, ``fast``), a run folder or a file -> the weights file."""
     text = str(name_or_path)
     if text in SHIPPED:
-        path = Path(str(resources.files("attnfer") / "assets" / SHIPPED[text]))
+        path = _asset(SHIPPED[text])
         if not path.is_file():
             raise ModelError(f"the shipped model {text!r} is missing from this install ({path})")
         return path

@@ -21,29 +21,32 @@ Framing: a detected box is turned into the model's input as the model's file say
 detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed like the faces the
 model was trained on.
 
-Backends (``backend=``): ``onnx`` runs the model in onnxruntime, ``torch`` in PyTorch, ``auto``
-(the default) onnxruntime on the CPU, where it classifies a crop about twice as fast as PyTorch
-(``benchmarks/photo.py``), and PyTorch on a GPU or when ``bf16=True`` asks for bf16. For
-onnxruntime a model's weights are exported once to ``$ATTNFER_CACHE`` (default
-``$XDG_CACHE_HOME/attnfer`` or ``~/.cache/attnfer``), in ``onnx/<weights hash>-opset<N>.onnx``,
-or to a new private temporary folder when that is not writable; nothing is ever written inside
-the installed package. ``model`` may also be an ``.onnx`` file written by ``attnfer export``,
-which always runs in onnxruntime. onnxruntime uses as many threads as
-``torch.get_num_threads()``.
+Backends (``backend=``): ``auto`` (the default) runs the model in onnxruntime on the CPU, in
+int8 where the model ships an int8 file (``default`` and ``fast``:
+:data:`attnfer.pretrained.SHIPPED_INT8`, about three times faster than fp32 at one crop, same
+accuracy: ``docs/model_card.md``) and in fp32 otherwise, and in PyTorch on a GPU or when
+``bf16=True`` asks for bf16. ``int8``, ``onnx`` (fp32) and ``torch`` ask for one. For fp32
+onnxruntime a model's weights are exported once to a cache (:func:`attnfer.export.cached_onnx`);
+nothing is ever written inside the installed package. ``model`` may also be an ``.onnx`` file
+written by ``attnfer export`` (fp32, or int8 with ``--calibrate``), which always runs in
+onnxruntime. onnxruntime uses as many threads as ``torch.get_num_threads()``.
+
+Test-time augmentation (``tta=``): ``flip`` (the default) averages each face with its mirror
+image in the same model call; faces found in photos gain about a point from it, crops a third of
+one (``docs/model_card.md``). ``none`` and ``tencrop`` are the others.
 
 Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16
 autocast where the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for
 calls of at least ``BF16_MIN_BATCH`` crops; fewer crops, such as one photo's few faces, run in
 fp32, which is faster there, so a face may score slightly differently alone and among many.
-``bf16=False`` gives fp32 always, the numbers of ``attnfer evaluate``; ``bf16=True``, bf16 always.
+``bf16=False`` gives fp32 always (with ``backend="torch"``, the numbers of ``attnfer
+evaluate``); ``bf16=True``, bf16 always.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,17 +57,16 @@ import torch
 
 from .data.transforms import Preprocess, tta_views
 from .errors import ConfigError, DataError, ModelError
+from .export import cached_onnx
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput
-from .models.export import ONNX_OPSET, export_onnx, export_torchscript
 from .precision import autocast
-from .pretrained import Pretrained, load_pretrained, resolve
+from .pretrained import load_pretrained, shipped_int8
 
 FACE_MODES = ("auto", "crop", "detect")
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "int8")
 TTA_MODES = ("none", "flip", "tencrop")
-EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
@@ -113,91 +115,6 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
         raise ConfigError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
     return value
-
-
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
-    """Export ``pre``'s model to ONNX with its label names and preprocessing as metadata."""
-    import onnx
-
-    p = pre.preprocess
-    path = export_onnx(pre.model, path, (p.channels, p.size, p.size))
-    proto = onnx.load(str(path))
-    meta = {
-        "attnfer_arch": pre.arch,
-        "attnfer_labels": json.dumps(list(pre.label_names)),
-        "attnfer_preprocess": json.dumps(p.to_dict()),
-        "attnfer_framing": json.dumps(pre.framing),
-    }
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-    return path
-
-
-def export_model(
-    model: str | os.PathLike = "default",
-    out: str | os.PathLike = "model.onnx",
-    fmt: str = "onnx",
-    half: bool = False,
-) -> Path:
-    """Write ``model`` (shipped name, run folder or weights file) as ONNX, TorchScript or an
-    attnfer safetensors file (``half``: weights stored as fp16, loaded back as fp32)."""
-    _check(fmt, EXPORT_FORMATS, "format")
-    pre = load_pretrained(model)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
-        return write_onnx(pre, out)
-    if fmt == "safetensors":
-        return pre.save(out, half=half)
-    p = pre.preprocess
-    return export_torchscript(pre.model, out, (p.channels, p.size, p.size))
-
-
-def cache_dir() -> Path:
-    """Where exported ONNX models are cached (see the module notes)."""
-    if os.environ.get("ATTNFER_CACHE"):
-        return Path(os.environ["ATTNFER_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "attnfer"
-
-
-def _write_atomic(weights: Path, path: Path) -> Path:
-    """Export ``weights`` to ``path`` through a temporary file beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(handle)
-    try:
-        write_onnx(load_pretrained(weights), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def cached_onnx(model: str | os.PathLike) -> Path:
-    """The ONNX export of weights ``model``, written to the cache on first use.
-
-    Where the cache is not writable, the export goes to a new private temporary folder.
-    """
-    weights = resolve(model)
-    path = cache_dir() / "onnx" / f"{_file_hash(weights)[:16]}-opset{ONNX_OPSET}.onnx"
-    if path.is_file():
-        return path
-    try:
-        return _write_atomic(weights, path)
-    except OSError:
-        private = Path(tempfile.mkdtemp(prefix="attnfer-onnx-"))
-        return write_onnx(load_pretrained(weights), private / path.name)
 
 
 def _onnx_runner(path: Path, device: str) -> Classifier:
@@ -259,8 +176,8 @@ class Recognizer:
     ``model``: shipped name (``default``, ``fast``), run folder, weights file or an ``.onnx``
     file from ``attnfer export`` (run by onnxruntime). ``detector``: a name from
     :func:`attnfer.faces.list_detectors` (``default``: see :data:`DEFAULT_DETECTOR`) or a
-    Detector. ``backend``: auto, torch or onnx (module notes). ``faces``: auto,
-    crop or detect (module notes). ``tta``: none, flip or tencrop. ``max_pixels``: larger
+    Detector. ``backend``: auto, int8, onnx or torch (module notes). ``faces``: auto, crop or
+    detect (module notes). ``tta``: flip, none or tencrop (module notes). ``max_pixels``: larger
     image files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the
     PyTorch backend (module notes).
     """
@@ -271,7 +188,7 @@ class Recognizer:
         detector: str | Detector = "default",
         backend: str = "auto",
         faces: str = "auto",
-        tta: str = "none",
+        tta: str = "flip",
         device: str = "cpu",
         max_pixels: int = MAX_PIXELS,
         batch_size: int = 256,
@@ -282,9 +199,20 @@ class Recognizer:
         self.tta = _check(tta, TTA_MODES, "tta")
         self.max_pixels = max_pixels
         self.batch_size = batch_size
+        int8 = shipped_int8(model)
+        if backend == "int8" and int8 is None:
+            raise ConfigError(
+                f"backend 'int8' is for the shipped models; for {str(model)!r} write an int8 file "
+                "with `attnfer export MODEL --calibrate DATA` and pass that .onnx file as the model"
+            )
         if str(model).endswith(".onnx"):
             self.backend = "onnx"
             self.classifier = _onnx_runner(Path(model), device)
+        elif int8 is not None and (
+            backend == "int8" or (backend == "auto" and device == "cpu" and not bf16)
+        ):
+            self.backend = "int8"
+            self.classifier = _onnx_runner(int8, device)
         elif backend == "onnx" or (backend == "auto" and device == "cpu" and not bf16):
             self.backend = "onnx"
             self.classifier = _onnx_runner(cached_onnx(model), device)
@@ -313,8 +241,9 @@ class Recognizer:
         with torch.inference_mode():
             for start in range(0, len(crops), self.batch_size):
                 x = self.preprocess(torch.from_numpy(crops[start : start + self.batch_size]))
-                views = tta_views(x, self.tta)
-                out.append(torch.stack([self.classifier.run(v) for v in views]).mean(0))
+                views = tta_views(x, self.tta)  # one model call for all views
+                probs = self.classifier.run(torch.cat(views))
+                out.append(probs.view(len(views), len(x), -1).mean(0))
         return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:

@@ -5,7 +5,7 @@ landmarks); :func:`align_face` turns one into the model's input; :func:`load_ima
 supported input as RGB; :func:`annotate` draws results.
 """
 
-from .align import align_face, alignment_matrix, eye_angle, fit_to_input
+from .align import align_face, alignment_matrix, eye_angle, fit_to_input, roll_correction
 from .backends import (
     DEFAULT_DETECTOR,
     MTCNNDetector,
@@ -40,4 +40,5 @@ __all__ = [
     "largest",
     "list_detectors",
     "load_image",
+    "roll_correction",
 ]

@@ -5,7 +5,7 @@ the chin and little else); each detector draws its box another way (MTCNN's box 
 the eyebrows and mouth, RetinaFace's reaches below the chin). :class:`Framing` maps one detector's
 box to the model's input square: the square's side is ``scale`` times the box's longer side, and
 its centre lies ``(dx, dy)`` box sides from the box's centre, along the face's own axes (rotated
-with the eye line, which alignment levels).
+turned with the crop where alignment turns back a strong lean; see :mod:`attnfer.faces.align`).
 
 A model file carries one framing per detector, measured by :func:`measure_framing` on its
 training faces placed in larger images (see :mod:`attnfer.faces.compose`). A file without one,
@@ -118,7 +118,7 @@ def framing_sample(face: Face, placed: Placement, angle: float) -> tuple[float, 
 def measure_framing(
     detector: Detector,
     photos: Iterable[tuple[np.ndarray, Placement]],
-    eye_angle: Callable[[Face], float],
+    roll: Callable[[Face], float],
 ) -> dict[str, Any]:
     """The framing of ``detector`` measured on photos of known placement: medians of the exact
     per-face mappings, with their spread (robust standard deviations) and counts.
@@ -132,7 +132,7 @@ def measure_framing(
         total += 1
         face = best_match(detector.detect(photo), placed)
         if face is not None:
-            samples.append(framing_sample(face, placed, eye_angle(face)))
+            samples.append(framing_sample(face, placed, roll(face)))
     if not samples:
         raise ModelError(f"{detector.name}: found none of {total} placed faces")
     values = np.asarray(samples)

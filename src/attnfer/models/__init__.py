@@ -16,7 +16,6 @@ from .attention import (
     SqueezeExcite,
     collect_attention_maps,
 )
-from .export import export_onnx, export_torchscript
 from .registry import ModelInfo, create_model, list_models, model_info, register_model
 from .weights import LoadedWeights, load_weights, read_weights, save_weights
 
@@ -31,8 +30,6 @@ __all__ = [
     "SqueezeExcite",
     "collect_attention_maps",
     "create_model",
-    "export_onnx",
-    "export_torchscript",
     "list_models",
     "load_weights",
     "model_info",

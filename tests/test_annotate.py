@@ -26,8 +26,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from attnfer.annotate.app import Hints, create_app
-from attnfer.annotate.commands import annotate
 from attnfer.annotate.store import MarksStore, Skipped
+from attnfer.cli.annotate import annotate
 from attnfer.data.labels import CANONICAL
 from attnfer.errors import DataError
 from attnfer.serve.hardening import GuardSettings, allowed_hosts

@@ -130,8 +130,8 @@ def test_tab_completion_offers_the_values(words: str, expected: set[str]) -> Non
 
 
 def test_explain_methods_match_the_library() -> None:
+    from attnfer.cli.explain import METHODS as OFFERED
     from attnfer.explain.api import METHODS
-    from attnfer.explain.commands import METHODS as OFFERED
 
     assert OFFERED == METHODS
 

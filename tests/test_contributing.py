@@ -1,10 +1,10 @@
-"""CONTRIBUTING.md's four recipes of change, each followed once with toy parts defined here.
+"""CONTRIBUTING.md's five recipes of change, each followed once with toy parts defined here.
 
-A toy model, attention module, data set reader and face detector are added the way the recipes
-say (a factory registered with ``register_model``, a module handed to the ResNet builder and
-listed in ``ATTENTION_MODULES``, a reader in ``READERS``, a detector in ``DETECTORS``) and then
-used through the functions users call. Every registration goes into a copy of its table that the
-test's ``monkeypatch`` puts back, so no other test sees the toys.
+A toy model, attention module, data set reader, face detector and command are added the way the
+recipes say (a factory registered with ``register_model``, a module handed to the ResNet builder
+and listed in ``ATTENTION_MODULES``, a reader in ``READERS``, a detector in ``DETECTORS``, a
+command in ``COMMANDS``) and then used through the functions users call. Every registration goes
+into a copy of its table that the test's ``monkeypatch`` puts back, so no other test sees the toys.
 """
 
 from __future__ import annotations
@@ -12,25 +12,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import typer
 from PIL import Image
 from torch import Tensor, nn
+from typer.testing import CliRunner
 
+import attnfer.cli as cli
 import attnfer.data.readers as readers
 import attnfer.faces.backends as backends
 import attnfer.models.attention.maps as attention_maps_module
 import attnfer.models.registry as registry
+from attnfer.cli.options import console
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.decode import BadSamples, Decoder
 from attnfer.data.labels import BASIC7, CANONICAL, canonical_name
 from attnfer.data.readers import load_dataset
 from attnfer.data.readers._common import Sample, build, split_name
 from attnfer.data.transforms import Preprocess
-from attnfer.errors import ConfigError
+from attnfer.errors import AttnferError, ConfigError
 from attnfer.explain.attention import attention_maps
 from attnfer.faces import Detector, Face, align_face, create_detector, eye_angle
 from attnfer.faces.framing import LEGACY_FRAMING, Framing, Placement, measure_framing
@@ -331,3 +336,38 @@ def test_recipe_add_a_face_detector(
     assert legacy.framing == LEGACY_FRAMING
     ((_, legacy_crop),) = legacy.locate(photo)
     assert not np.array_equal(legacy_crop, crop)
+
+
+# --- a command: a function in a module of src/attnfer/cli/ and its entry in COMMANDS ---------
+
+
+def count_faces(
+    data: Annotated[Path, typer.Argument(help="Data set: folder, CSV or packed file.")],
+    split: Annotated[str, typer.Option(help="Split to count ('all' for every face).")] = "all",
+) -> None:
+    """Count the faces of a data set split.
+
+    Parses, calls one library function (``load_dataset``) and prints.
+    """
+    dataset = load_dataset(data)
+    part = dataset if split == "all" else dataset.split(split)
+    console.print(f"{part.name}: {len(part)} faces", highlight=False)
+
+
+def test_recipe_add_a_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listed in ``COMMANDS``, the function is an ``attnfer`` command: loaded when it runs, its
+    docstring its help, its parameters its options; a library error is an exit code 2."""
+    monkeypatch.setitem(cli.COMMANDS, "count-faces", (__name__, "count_faces"))
+    images = np.zeros((5, 8, 8), np.uint8)
+    data = FaceDataset(images, np.arange(5) % 7, BASIC7, name="toy", splits={"test": [3, 4]})
+    packed = data.save(tmp_path / "toy.safetensors")
+
+    def attnfer(*args: str):
+        return CliRunner().invoke(cli.app, list(args), prog_name="attnfer")
+
+    assert attnfer("count-faces", str(packed)).stdout == "toy: 5 faces\n"
+    assert attnfer("count-faces", str(packed), "--split", "test").stdout == "toy/test: 2 faces\n"
+    usage = attnfer("count-faces", "--help").stdout
+    assert "Count the faces of a data set split." in usage and "--split" in usage
+    missing = attnfer("count-faces", str(tmp_path / "none"))
+    assert isinstance(missing.exception, AttnferError)  # cli.run: one line, exit code 2

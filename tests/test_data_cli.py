@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from attnfer.data.commands import data_app
+from attnfer.cli.data import data_app
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.readers import load_dataset
 

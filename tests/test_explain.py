@@ -14,6 +14,7 @@ from PIL import Image
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
+from attnfer.cli.explain import explain, region_maps_command
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, ModelError
@@ -30,7 +31,6 @@ from attnfer.explain import (
     stn_warp,
     window_masks,
 )
-from attnfer.explain.commands import explain, region_maps_command
 from attnfer.models import create_model
 from attnfer.pretrained import Pretrained, save_pretrained
 from attnfer.recognize import Recognizer

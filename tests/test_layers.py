@@ -1,12 +1,9 @@
-"""The layers of ``src/attnfer`` (CONTRIBUTING.md): no import runs back up, typer stays in commands.
+"""The layers of ``src/attnfer`` (CONTRIBUTING.md): no import runs back up, typer stays in cli.
 
 Every ``import`` of every module is read with :mod:`ast`, those inside functions included (a lazy
 import is still a dependency, and still a cycle when it runs back up). A module may import its
-own top-level part and the parts of lower layers, never a part of its own layer or above. The
-imports that break the rule today are listed in :data:`DEBTS`, each with its reason; the test
-fails on any other, and on a debt that is paid (remove it from the list), so the list can only
-shrink. Likewise for :data:`TYPER_MODULES`, today's modules that import typer outside
-``src/attnfer/cli/``.
+own top-level part and the parts of lower layers, never a part of its own layer or above. Only
+the command line, ``src/attnfer/cli/``, imports typer.
 """
 
 from __future__ import annotations
@@ -28,43 +25,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("recognize", "train"),
     ("explain", "photos", "serve", "video"),
     ("annotate",),
-    ("photo_commands", "predict_commands"),
     ("cli",),
     ("__main__",),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
-
-# (importing module, imported module): why it runs up today. Issue 34 moves the command modules
-# to src/attnfer/cli/, which pays every one of them.
-_COMMANDS = "a command module inside the library part it is named after"
-DEBTS: dict[tuple[str, str], str] = {
-    ("attnfer.models.commands", "attnfer.pretrained"): f"{_COMMANDS}: `models` reads shipped files",
-    ("attnfer.data.commands", "attnfer.pretrained"): f"{_COMMANDS}: `data distill`, its teacher",
-    ("attnfer.data.commands", "attnfer.train.evaluate"): f"{_COMMANDS}: `data distill` predicts",
-    ("attnfer.data.commands", "attnfer.photos"): f"{_COMMANDS}: `data photos` writes photos",
-    ("attnfer.data.commands", "attnfer.photo_commands"): f"{_COMMANDS}: the shared progress bar",
-    ("attnfer.data.commands", "attnfer.recognize"): f"{_COMMANDS}: `data photo-crops` aligns faces",
-    ("attnfer.explain.commands", "attnfer.predict_commands"): f"{_COMMANDS}: predict's options",
-    ("attnfer.serve.commands", "attnfer.predict_commands"): f"{_COMMANDS}: predict's options",
-    ("attnfer.train.commands", "attnfer.recognize"): f"{_COMMANDS}: `evaluate --faces detect`",
-    ("attnfer.train.commands", "attnfer.photos"): f"{_COMMANDS}: `evaluate --faces detect`",
-    ("attnfer.train.commands", "attnfer.photo_commands"): f"{_COMMANDS}: detector names, bar",
-    ("attnfer.train.commands", "attnfer.video.commands"): f"{_COMMANDS}: `evaluate` of clips",
-}
-
-# Modules that import typer today, outside src/attnfer/cli/ (issue 34: only there).
-TYPER_MODULES = {
-    "attnfer.annotate.commands",
-    "attnfer.cli",
-    "attnfer.data.commands",
-    "attnfer.explain.commands",
-    "attnfer.photo_commands",
-    "attnfer.predict_commands",
-    "attnfer.serve.commands",
-    "attnfer.serve.options",
-    "attnfer.train.commands",
-    "attnfer.video.commands",
-}
 
 
 def module_name(path: Path) -> str:
@@ -165,25 +129,18 @@ def test_no_import_runs_up_the_layers() -> None:
     for importer, target, where in all_imports():
         if upward(importer, target):
             found.setdefault((importer, target), where)
-    new = {pair: where for pair, where in found.items() if pair not in DEBTS}
-    assert not new, "imports running up the layers (see CONTRIBUTING.md):\n" + "\n".join(
-        f"  {where}: {a} -> {b}" for (a, b), where in sorted(new.items())
+    assert not found, "imports running up the layers (see CONTRIBUTING.md):\n" + "\n".join(
+        f"  {where}: {a} -> {b}" for (a, b), where in sorted(found.items())
     )
-    paid = sorted(set(DEBTS) - set(found))
-    assert not paid, f"these debts are paid, remove them from DEBTS: {paid}"
 
 
-def test_typer_only_in_command_modules() -> None:
-    found = {
-        importer
-        for importer, target, _ in all_imports()
-        if target.split(".")[0] == "typer" and not importer.startswith("attnfer.cli.")
-    }
-    assert found <= TYPER_MODULES, (
-        f"typer imported outside the command modules: {found - TYPER_MODULES}"
+def test_typer_only_in_the_command_line() -> None:
+    found = sorted(
+        f"{where}: {importer}"
+        for importer, target, where in all_imports()
+        if target.split(".")[0] == "typer" and part_of(importer) != "cli"
     )
-    gone = sorted(TYPER_MODULES - found)
-    assert not gone, f"these no longer import typer, remove them from TYPER_MODULES: {gone}"
+    assert not found, "typer imported outside src/attnfer/cli/:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize(

@@ -15,18 +15,18 @@ import typer
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from attnfer.data.commands import photo_crops, photos
+from attnfer.cli.data import photo_crops, photos
+from attnfer.cli.framing import framing
+from attnfer.cli.train import evaluate
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.readers import load_dataset
 from attnfer.errors import ModelError
 from attnfer.faces import LEGACY_FRAMING, Face, Framing, align_face, create_detector, eye_angle
 from attnfer.faces.compose import compose_photo
 from attnfer.faces.framing import Placement, framing_sample, measure_framing
-from attnfer.photo_commands import framing
 from attnfer.photos import evaluate_photos, photo_path_crops, photo_samples, write_photo_set
 from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import Recognizer
-from attnfer.train.commands import evaluate
 from attnfer.train.evaluate import evaluate_model
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"

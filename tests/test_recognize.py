@@ -20,10 +20,10 @@ from PIL import Image
 from safetensors import safe_open
 from typer.testing import CliRunner
 
+from attnfer.cli.predict import export, predict
 from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
-from attnfer.predict_commands import export, predict
 from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import FaceResult, Recognizer
 from attnfer.train.evaluate import predict_proba

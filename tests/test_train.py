@@ -19,7 +19,8 @@ import typer
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from attnfer.data.commands import distill
+from attnfer.cli.data import distill
+from attnfer.cli.train import compare, cv
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.labels import BASIC7, CANONICAL
 from attnfer.data.readers import load_dataset
@@ -27,7 +28,6 @@ from attnfer.data.transforms import Augment, Preprocess
 from attnfer.errors import ConfigError, ModelError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
-from attnfer.train.commands import compare, cv
 from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule, progressive_size
 from attnfer.train.evaluate import evaluate_model, predict_proba

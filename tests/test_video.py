@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("av")
 
+from attnfer.cli.video import video_app
 from attnfer.data.labels import BASIC7
 from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, DataError
@@ -46,7 +47,6 @@ from attnfer.video import (
 )
 from attnfer.video.aggregate import AGGREGATIONS, clip_probabilities
 from attnfer.video.beeps import beep_events
-from attnfer.video.commands import video_app
 from attnfer.video.marks import read_clip_marks
 from attnfer.video.stream import Smoother, csv_header
 from attnfer.video.track import IoUTracker

@@ -13,9 +13,9 @@ pytest.importorskip("av")
 
 from typer.testing import CliRunner
 
+from attnfer.cli.video import video_app
 from attnfer.errors import DataError
 from attnfer.video import VideoWriter
-from attnfer.video.commands import video_app
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..recognize import FaceResult, Recognizer
-from .options import WORKERS
+from .limits import WORKERS
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .options import MAX_IN_FLIGHT, READ_TIMEOUT_S
+from .limits import MAX_IN_FLIGHT, READ_TIMEOUT_S
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 TOKEN_COOKIE = "attnfer_token"

@@ -7,7 +7,6 @@
 - :mod:`.beeps`, :mod:`.marks`, :mod:`.trim`: session recordings cut at trigger beeps, the
   labelling tool's marks and re-trimming by them;
 - :mod:`.train_clips`: training and evaluating FAN and frame-wise models on clips (Lightning);
-- :mod:`.commands`: the ``attnfer video`` command group.
 
 PyAV is needed for video files: ``pip install 'attnfer[video]'``.
 """

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
 from safetensors import safe_open
-from torch.utils.flop_counter import FlopCounterMode
 
-from .registry import create_model, list_models, model_info
+from ..models import list_models, model_info
+from ..models.cost import model_cost
+from ..pretrained import SHIPPED, resolve
 
 COST_NOTE = (
     "MFLOPs: one forward pass of one sample at the model's input size; FLOPs = 2 x the "
@@ -20,32 +20,9 @@ COST_NOTE = (
 )
 
 
-def model_cost(
-    name: str, input_size: tuple[int, ...] | None = None, **kwargs: Any
-) -> tuple[int, float]:
-    """Parameters and forward MFLOPs of one sample of model ``name`` built with ``kwargs``, at
-    ``input_size`` (C, H, W; None: the model's default).
-
-    Counted on the meta device (no memory, no compute) by ``FlopCounterMode``, which counts
-    convolutions and matrix products, 2 FLOPs per multiply-add.
-    """
-    shape = input_size or model_info(name).input_size
-    if input_size is not None:
-        kwargs.update(in_chans=shape[0], input_size=tuple(shape[1:]))
-    with torch.device("meta"):
-        model = create_model(name, **kwargs).eval()
-        x = torch.empty(1, *shape)
-    params = sum(p.numel() for p in model.parameters())
-    with FlopCounterMode(display=False) as counter:
-        model(x)
-    return params, counter.get_total_flops() / 1e6
-
-
 def shipped_model(name: str) -> dict[str, Any]:
     """What the shipped model ``name``'s file records, read without loading its weights:
     architecture, labels, preprocessing, training info, size on disk, parameters and MFLOPs."""
-    from ..pretrained import resolve
-
     path = resolve(name)
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
@@ -74,8 +51,6 @@ def _val_accuracy(info: dict[str, Any]) -> str:
 
 def shipped_table() -> Table:
     """One row per shipped model: task, architecture and cost, val accuracy, size on disk."""
-    from ..pretrained import SHIPPED
-
     table = Table(
         title="shipped models (--model NAME)",
         caption="val accuracy: the best epoch's, as recorded in the model file; test accuracy, "

@@ -9,15 +9,8 @@ from urllib.parse import quote
 import typer
 
 from ..errors import ConfigError
-from ..serve.options import (
-    MAX_IN_FLIGHT,
-    READ_TIMEOUT_S,
-    AllowHostOpt,
-    MaxInFlightOpt,
-    ReadTimeoutOpt,
-    TokenOpt,
-    run_server,
-)
+from ..serve.limits import MAX_IN_FLIGHT, READ_TIMEOUT_S
+from .options import AllowHostOpt, MaxInFlightOpt, ReadTimeoutOpt, TokenOpt, run_server
 
 
 def annotate(
@@ -46,15 +39,15 @@ def annotate(
     attnfer video trim; a new session opens at the first unlabelled clip (see docs/annotate.md).
     """
     try:
+        from ..annotate.app import Hints, create_app
         from ..serve.hardening import GuardSettings, allowed_hosts
-        from .app import Hints, create_app
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"attnfer annotate needs {exc.name}: pip install 'attnfer[serve]'"
         ) from None
+    from ..annotate.store import MarksStore
     from ..pretrained import resolve
     from ..video.io import require_av
-    from .store import MarksStore
 
     require_av()
     if hints:

@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ConfigError, DataError
-from ..predict_commands import DetectorOpt, complete_from, complete_model, expand_paths
-
-console = Console(stderr=True, soft_wrap=True)
+from .options import DetectorOpt, complete_from, complete_model, err_console, expand_paths
 
 METHODS = ("occlusion", "cbam", "stn", "gradcam")  # those of attnfer.explain.api, kept light
 ModelOption = Annotated[
@@ -78,12 +75,12 @@ def explain(
     Small images are taken as face crops; in photos the faces are detected and aligned as
     attnfer predict does. OUT/explain.json lists every face, its prediction and its files.
     """
+    from ..explain.api import explain_faces
+    from ..explain.render import render_explanation
     from ..files import write_atomic
     from ..models.attention import SpatialTransformer
     from ..pretrained import load_pretrained
     from ..recognize import Recognizer
-    from .api import explain_faces
-    from .render import render_explanation
 
     pre = load_pretrained(model, device=device)
     if method == "stn" and not any(isinstance(m, SpatialTransformer) for m in pre.model.modules()):
@@ -105,10 +102,12 @@ def explain(
             problems.append(str(exc))
             continue
         if not explained:
-            console.print(f"{escape(str(path))}: no face found")
+            err_console.print(f"{escape(str(path))}: no face found")
         for e, stem in zip(explained, _stems(path, len(explained), used), strict=True):
             written = render_explanation(e, out, stem)
-            console.print(f"{escape(str(path))}: {e.label} {100 * e.probability:.1f}% -> {stem}.*")
+            err_console.print(
+                f"{escape(str(path))}: {e.label} {100 * e.probability:.1f}% -> {stem}.*"
+            )
             records.append(
                 {
                     "file": str(path),
@@ -122,10 +121,10 @@ def explain(
                 }
             )
     for problem in problems:
-        console.print(f"[yellow]skipped[/] {escape(problem)}")
+        err_console.print(f"[yellow]skipped[/] {escape(problem)}")
     text = json.dumps(records, indent=2)
     write_atomic(out / "explain.json", lambda fh: fh.write(text.encode()))
-    console.print(f"{len(records)} faces explained into {escape(str(out))}")
+    err_console.print(f"{len(records)} faces explained into {escape(str(out))}")
     if not records:
         raise typer.Exit(1)
 
@@ -157,13 +156,13 @@ def region_maps_command(
     crops (FER2013, CK+, ...). Cost: one model call per face and window position.
     """
     from ..data.readers import load_dataset
-    from .region_maps import region_maps, save_region_arrays, save_region_grid
+    from ..explain.region_maps import region_maps, save_region_arrays, save_region_grid
 
     dataset = load_dataset(data)
     if split is not None or "test" in dataset.splits:
         dataset = dataset.split(split or "test")
     columns = (TextColumn("occluding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("faces", total=None)
         maps = region_maps(
             model,
@@ -181,4 +180,4 @@ def region_maps_command(
     png = save_region_grid(maps, out, title)
     arrays = save_region_arrays(maps, out.with_suffix(".npz"))
     counts = ", ".join(f"{n} {c}" for n, c in zip(maps.label_names, maps.counts, strict=True))
-    console.print(f"{escape(counts)}\nwrote {escape(str(png))} and {escape(str(arrays))}")
+    err_console.print(f"{escape(counts)}\nwrote {escape(str(png))} and {escape(str(arrays))}")

@@ -1,8 +1,10 @@
-"""The ``attnfer`` command line.
+"""The ``attnfer`` command line: the app, and :data:`COMMANDS`, each command's module in this
+package (one per command group; the options several share are in :mod:`.options`).
 
-Commands are imported when they run (or when their help or completion is asked for), so
-``attnfer --help`` answers without importing PyTorch. Exit codes: 0 all done, 1 some inputs
-failed, 2 a usage, model or data error (one line on stderr).
+Commands parse their arguments, call the library and print. They are imported when they run (or
+when their help or completion is asked for), so ``attnfer --help`` answers without importing
+PyTorch. Exit codes: 0 all done, 1 some inputs failed, 2 a usage, model or data error (one line
+on stderr).
 """
 
 from __future__ import annotations
@@ -18,28 +20,28 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from . import __version__
-from .errors import AttnferError
+from .. import __version__
+from ..errors import AttnferError
 
 EXIT_CODES = "Exit codes: 0 all done; 1 some inputs failed; 2 a usage, model or data error."
 
 # name: (module, attribute): a command function or a Typer app
 COMMANDS: dict[str, tuple[str, str]] = {
-    "predict": ("attnfer.predict_commands", "predict"),
-    "export": ("attnfer.predict_commands", "export"),
-    "explain": ("attnfer.explain.commands", "explain"),
-    "region-maps": ("attnfer.explain.commands", "region_maps_command"),
-    "models": ("attnfer.models.commands", "models_command"),
-    "train": ("attnfer.train.commands", "train"),
-    "evaluate": ("attnfer.train.commands", "evaluate"),
-    "calibrate": ("attnfer.train.commands", "calibrate"),
-    "framing": ("attnfer.photo_commands", "framing"),
-    "cv": ("attnfer.train.commands", "cv"),
-    "compare": ("attnfer.train.commands", "compare"),
-    "serve": ("attnfer.serve.commands", "serve"),
-    "annotate": ("attnfer.annotate.commands", "annotate"),
-    "data": ("attnfer.data.commands", "data_app"),
-    "video": ("attnfer.video.commands", "video_app"),
+    "predict": ("attnfer.cli.predict", "predict"),
+    "export": ("attnfer.cli.predict", "export"),
+    "explain": ("attnfer.cli.explain", "explain"),
+    "region-maps": ("attnfer.cli.explain", "region_maps_command"),
+    "models": ("attnfer.cli.models", "models_command"),
+    "train": ("attnfer.cli.train", "train"),
+    "evaluate": ("attnfer.cli.train", "evaluate"),
+    "calibrate": ("attnfer.cli.train", "calibrate"),
+    "framing": ("attnfer.cli.framing", "framing"),
+    "cv": ("attnfer.cli.train", "cv"),
+    "compare": ("attnfer.cli.train", "compare"),
+    "serve": ("attnfer.cli.serve", "serve"),
+    "annotate": ("attnfer.cli.annotate", "annotate"),
+    "data": ("attnfer.cli.data", "data_app"),
+    "video": ("attnfer.cli.video", "video_app"),
 }
 
 
@@ -53,7 +55,7 @@ def first_sentence(text: str) -> str:
 def _source_help(module: str, attribute: str) -> str:
     """The help of a command function (its docstring) or a Typer app (its ``help=``), read from
     the module's source without importing it."""
-    path = Path(__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    path = Path(__file__).parents[1].joinpath(*module.split(".")[1:]).with_suffix(".py")
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
         if isinstance(node, ast.FunctionDef) and node.name == attribute:
             return ast.get_docstring(node) or ""

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -27,107 +25,22 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .errors import ConfigError, DataError
-from .faces.draw import STYLES as DRAW_STYLES
-
-IMAGE_SUFFIXES = frozenset(
-    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
+from ..errors import ConfigError, DataError
+from ..faces.draw import STYLES as DRAW_STYLES
+from .options import (
+    BackendOpt,
+    DetectorOpt,
+    ModelOpt,
+    complete_from,
+    console,
+    err_console,
+    expand_paths,
 )
+
 CHUNK = 8  # images read and classified together
 PROGRESS_FROM = 10  # files: show a progress bar from this many on
 
 RESULT_SUFFIXES = (".jsonl", ".csv")
-
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
-
-def complete_from(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    """A shell-completion callback offering the ``choices`` that start with what was typed."""
-
-    def complete(incomplete: str) -> list[str]:
-        return [choice for choice in choices if choice.startswith(incomplete)]
-
-    return complete
-
-
-def complete_model(incomplete: str) -> list[str]:
-    """Shell completion of ``--model``: the shipped names, then model files and run folders."""
-    from .pretrained import SHIPPED
-
-    here = Path(incomplete).parent if incomplete else Path(".")
-    found = [
-        str(path) + ("/" if path.is_dir() else "")
-        for path in sorted(here.glob("*"))
-        if (path.is_dir() or path.suffix in (".safetensors", ".onnx"))
-        and not path.name.startswith(".")
-    ]
-    names = [*SHIPPED, *found]
-    return [name for name in names if name.startswith(incomplete.removeprefix("./"))]
-
-
-def complete_detector(incomplete: str) -> list[str]:
-    """Shell completion of ``--detector``: default and every detector back end."""
-    from .faces import list_detectors
-
-    return complete_from(["default", *list_detectors()])(incomplete)
-
-
-# Options shared by the commands that run a Recognizer (predict, serve).
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        help="Shipped model name (attnfer models), run folder, .safetensors or .onnx file.",
-        autocompletion=complete_model,
-    ),
-]
-DetectorOpt = Annotated[
-    str,
-    typer.Option(
-        help="Face detector: default (retinaface), retinaface, mtcnn, yunet.",
-        autocompletion=complete_detector,
-    ),
-]
-BackendOpt = Annotated[
-    str,
-    typer.Option(
-        help="auto (onnxruntime on the CPU: int8 for the shipped models, else fp32), int8, onnx "
-        "or torch; an .onnx model runs in onnxruntime.",
-        autocompletion=complete_from(("auto", "int8", "onnx", "torch")),
-    ),
-]
-
-
-def _is_glob(text: str) -> bool:
-    return any(c in text for c in "*?[")
-
-
-def _images_in(paths: Iterator[Path]) -> list[Path]:
-    return sorted(p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def expand_paths(args: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Files named, images under folders (recursively) and glob matches; and the problems.
-
-    A named file is read whatever its suffix; folders and globs give files with image suffixes.
-    """
-    files: dict[Path, None] = {}
-    problems = []
-    for arg in args:
-        path = Path(arg)
-        if path.is_dir():
-            found = _images_in(path.rglob("*"))
-        elif path.exists():
-            found = [path]
-        elif _is_glob(arg):
-            found = _images_in(Path(p) for p in glob.glob(arg, recursive=True))
-        else:
-            problems.append(f"{arg}: no such file or folder")
-            continue
-        if not found:
-            problems.append(f"{arg}: no image files found")
-        files.update(dict.fromkeys(found))
-    return list(files), problems
 
 
 def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
@@ -355,8 +268,8 @@ def predict(
     Exit codes: 0 every input done; 1 some inputs failed (named on stderr); 2 a usage, model or
     data error.
     """
-    from .faces import annotate, load_image
-    from .recognize import Recognizer
+    from ..faces import annotate, load_image
+    from ..recognize import Recognizer
 
     if json_out + csv_out + (out is not None) > 1:
         raise typer.BadParameter("choose one of --json, --csv and --out")
@@ -440,7 +353,7 @@ def export(
 
     ``attnfer predict --model FILE.onnx`` and ``Recognizer(model=FILE.onnx)`` run the ONNX file.
     """
-    from .export import export_model
+    from ..export import export_model
 
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}.get(fmt, ".safetensors")
     target = out or Path("model" + suffix)

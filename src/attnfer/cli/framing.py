@@ -1,5 +1,5 @@
 """``attnfer framing``: measure how each detector's box maps to a model's input, and write it
-into the model file; and the options and progress bar the photo-path commands share."""
+into the model file."""
 
 from __future__ import annotations
 
@@ -7,44 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from .errors import ConfigError
-
-console = Console(soft_wrap=True)
-
-
-def detector_names(text: str) -> list[str]:
-    """``all`` or a comma-separated list of detector names, checked."""
-    from .faces import list_detectors
-
-    known = list_detectors()
-    names = known if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise ConfigError(f"unknown detector(s) {unknown or text!r}; choose from all, {known}")
-    return names
-
-
-def progress_bar() -> Progress:
-    """A bar with the count done, elapsed time and time left."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
+from .options import console, detector_names
 
 
 def framing(
@@ -64,9 +28,9 @@ def framing(
     The model's training faces are placed in photo-like images, each detector runs on them, and
     the median mapping from its box to the face's square goes into the model file. Recognizer,
     video, serve and explain then frame detected faces the way the model was trained."""
-    from .data.readers import load_dataset
-    from .photos import measure_model_framing
-    from .pretrained import load_pretrained
+    from ..data.readers import load_dataset
+    from ..photos import measure_model_framing
+    from ..pretrained import load_pretrained
 
     pre = load_pretrained(model)
     dataset = load_dataset(data)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from ..errors import ConfigError
-from ..predict_commands import BackendOpt, DetectorOpt, ModelOpt
+from ..serve.limits import MAX_IN_FLIGHT, READ_TIMEOUT_S, WORKERS, share_cores
 from .options import (
-    CORES,
-    MAX_IN_FLIGHT,
-    READ_TIMEOUT_S,
-    WORKERS,
     AllowHostOpt,
+    BackendOpt,
+    DetectorOpt,
     MaxInFlightOpt,
+    ModelOpt,
     ReadTimeoutOpt,
     TokenOpt,
     run_server,
@@ -66,8 +64,8 @@ def serve(
     """
     share_cores(workers)
     try:
-        from .app import create_app
-        from .hardening import allowed_hosts
+        from ..serve.app import create_app
+        from ..serve.hardening import allowed_hosts
     except ImportError as exc:
         raise ConfigError(
             f"attnfer serve needs the serve extra ({exc.name} is missing): "
@@ -89,16 +87,3 @@ def serve(
         max_pixels_in_flight=max_megapixels_in_flight and round(max_megapixels_in_flight * 1e6),
     )
     run_server(app, host, port, token, read_timeout, "info")
-
-
-def share_cores(workers: int) -> None:
-    """Give each batcher thread its share of the cores: PyTorch, onnxruntime (the models and
-    RetinaFace) and OpenCV run on ``cores // workers`` threads each, unless ``OMP_NUM_THREADS``
-    says otherwise. Every thread of every worker on every core made them wait on each other:
-    24.6 against 46.0 requests/s (docs/serve.md)."""
-    import cv2
-    import torch
-
-    threads = int(os.environ.setdefault("OMP_NUM_THREADS", str(max(1, CORES // workers))))
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)

@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from ..errors import AttnferError, DataError
-
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+from .options import console, err_console
 
 
 class RunByDefault(TyperGroup):
@@ -91,8 +88,8 @@ def run(
 
     from ..faces import annotate
     from ..recognize import Recognizer
-    from .io import VideoWriter
-    from .stream import FrameCSV, TrackSummary, VideoRecognition
+    from ..video.io import VideoWriter
+    from ..video.stream import FrameCSV, TrackSummary, VideoRecognition
 
     recognizer = Recognizer(model, detector, faces="detect")
     recognition = VideoRecognition(recognizer, source, every, smooth, detect_side=detect_side)
@@ -184,7 +181,7 @@ def split_beeps(
     dry_run: Annotated[bool, typer.Option(help="Only report the beeps; cut nothing.")] = False,
 ) -> None:
     """Find the trigger beeps in a recording's audio and cut it into clips at them."""
-    from .beeps import cut_times, find_beeps, split_at_beeps
+    from ..video.beeps import cut_times, find_beeps, split_at_beeps
 
     beeps = find_beeps(recording, freq, min_gap, threshold, min_level, min_duration)
     if not beeps:
@@ -224,9 +221,9 @@ def trim(
     """
     from collections import Counter
 
-    from .io import VIDEO_SUFFIXES
-    from .marks import find_marks
-    from .trim import REPORT_NAME, check_flags, trim_clips
+    from ..video.io import VIDEO_SUFFIXES
+    from ..video.marks import find_marks
+    from ..video.trim import REPORT_NAME, check_flags, trim_clips
 
     check_flags(keep_flag or ())
     results = trim_clips(find_marks(marks, VIDEO_SUFFIXES), out, keep_flag or ())
@@ -262,7 +259,7 @@ def train_clips(
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last.ckpt.")] = False,
 ) -> None:
     """Train a clip classifier (FAN or a frame-wise model) on a clip data set."""
-    from .train_clips import fit_clips, load_clip_recipe
+    from ..video.train_clips import fit_clips, load_clip_recipe
 
     cr = load_clip_recipe(config, overrides)
     result = fit_clips(cr, out or Path("runs") / cr.name, resume=resume)
@@ -294,8 +291,8 @@ def evaluate_clips_command(
 
     from ..pretrained import load_pretrained
     from ..train.evaluate import write_report
-    from .clips import load_clips
-    from .train_clips import ClipConfig, evaluate_clips, make_splits
+    from ..video.clips import load_clips
+    from ..video.train_clips import ClipConfig, evaluate_clips, make_splits
 
     pre = load_pretrained(model)
     stored = pre.info.get("clips") or {}

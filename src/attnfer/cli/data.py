@@ -10,23 +10,20 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .dataset import FaceDataset
-from .decode import BadSamples
-from .readers import FORMATS, load_dataset
+from ..data.dataset import FaceDataset
+from ..data.decode import BadSamples
+from ..data.readers import FORMATS, load_dataset
+from .options import console, err_console, progress_bar
 
 data_app = typer.Typer(
     help="Inspect face data sets and pack them into one file that loads in a fraction of a second.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-# soft_wrap: long lines (file paths) are never broken by inserted newlines.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
 SrcArg = Annotated[Path, typer.Argument(help="Data set: folder, CSV or packed .safetensors file.")]
 FormatOpt = Annotated[
@@ -217,7 +214,6 @@ def photos(
     colour), as a label-folder tree of JPEG files with photos.csv saying where each face is:
     the benchmark of the photo path (`attnfer evaluate MODEL --data OUT --faces detect`).
     Running it again keeps the photos already written."""
-    from ..photo_commands import progress_bar
     from ..photos import write_photo_set
 
     data = load_dataset(src)
@@ -248,7 +244,6 @@ def photo_crops(
     the model's framing (its own crop where the detector misses it). Training on these teaches
     a model what detection and alignment do to faces; `--with-crops` packs the original crops
     beside them, each split holding both."""
-    from ..photo_commands import progress_bar
     from ..photos import photo_path_crops
     from ..recognize import Recognizer
 

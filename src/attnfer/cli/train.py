@@ -16,7 +16,8 @@ from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..errors import ConfigError
 from ..models import model_info
-from .config import DataConfig, ModelConfig, Recipe, load_recipe
+from ..train.config import DataConfig, ModelConfig, Recipe, load_recipe
+from .options import detector_names, progress_bar
 
 console = Console()
 
@@ -67,7 +68,7 @@ def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
 
 def _finished_or_fit(recipe: Recipe, run_dir: Path, data: FaceDataset | None = None) -> dict | None:
     """The test report of a finished run of ``recipe`` in ``run_dir``; else train (resuming)."""
-    from .run import fit
+    from ..train.run import fit
 
     _check_same_recipe(recipe, run_dir)
     done = run_dir / f"eval_{recipe.data.test_split}.json"
@@ -88,7 +89,7 @@ def train(
     """Train a recipe; writes checkpoints, model.safetensors, curves and the test report.
 
     A run folder that holds a run is refused unless --resume (continue it) or --force."""
-    from .run import fit
+    from ..train.run import fit
 
     recipe = load_recipe(config, overrides)
     result = fit(recipe, _run_dir(recipe, out), resume=resume, force=force)
@@ -125,7 +126,7 @@ def evaluate(
     (of images, or of clips for a clip model such as fan_resnet18); with `--faces detect`, of
     the full photo path, per detector."""
     from ..pretrained import load_pretrained
-    from .evaluate import evaluate_model, write_report
+    from ..train.evaluate import evaluate_model, write_report
 
     if faces not in ("crop", "detect"):
         raise ConfigError(f"--faces must be crop or detect, got {faces!r}")
@@ -133,7 +134,7 @@ def evaluate(
         return _evaluate_photos(checkpoint, data, split, tta, bf16, detector, out)
     pre = load_pretrained(checkpoint)
     if model_info(pre.arch).clip or "clips" in pre.info:  # a clip model: clip-level evaluation
-        from ..video.commands import evaluate_clips_command
+        from .video import evaluate_clips_command
 
         return evaluate_clips_command(checkpoint, data, split, None, out)
     dataset = load_dataset(data)
@@ -154,7 +155,6 @@ def _evaluate_photos(
 ) -> None:
     """``evaluate --faces detect``: the photo path, one report per detector."""
     from ..faces.backends import DEFAULT_DETECTOR
-    from ..photo_commands import detector_names, progress_bar
     from ..photos import evaluate_photos, photo_samples
     from ..recognize import Recognizer
 
@@ -192,7 +192,7 @@ def calibrate(
     probabilities match how often it is right, and write the model with it folded into the
     classifier. Accuracy is unchanged; `attnfer evaluate` prints the calibration error."""
     from ..pretrained import load_pretrained
-    from .calibrate import calibrate as fit
+    from ..train.calibrate import calibrate as fit
 
     if split == "test":
         raise ConfigError("fit on a held-out split (val), not test: test scores the result")
@@ -230,10 +230,10 @@ def cv(
     cv_test_errors.png (the most confident mistakes among them). A finished fold keeps its
     model.safetensors and reports; its training checkpoints (only needed to resume it) are
     dropped unless ``--keep-checkpoints``."""
-    from .evaluate import write_report
-    from .metrics import report_from_confusion
-    from .plots import plot_folds
-    from .run import prepare_cv_folds
+    from ..train.evaluate import write_report
+    from ..train.metrics import report_from_confusion
+    from ..train.plots import plot_folds
+    from ..train.run import prepare_cv_folds
 
     recipe = load_recipe(config, overrides)
     val_split = "val" if inner_val else None
@@ -302,7 +302,7 @@ def _fold_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
     when the classes of a fold's test faces were the choices) or when it lists no errors
     (written before 2026-12-03)."""
     from ..pretrained import load_pretrained
-    from .evaluate import evaluate_model, report_stem, write_report
+    from ..train.evaluate import evaluate_model, report_stem, write_report
 
     stem = report_stem(fold_dir, "test", tta)
     path = stem.with_suffix(".json")

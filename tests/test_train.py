@@ -30,6 +30,7 @@ from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
 from attnfer.train.config import load_recipe
 from attnfer.train.datamodule import FaceDataModule, progressive_size
+from attnfer.train.distill import distill_dataset
 from attnfer.train.evaluate import evaluate_model, predict_proba
 from attnfer.train.memory_format import unsafe_convs
 from attnfer.train.run import fit, history, make_task, quiet_lightning
@@ -572,6 +573,16 @@ def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset
     no_soft = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["loss.soft_labels=0.5"])
     with pytest.raises(ConfigError, match="soft_labels needs soft labels"):
         fit(no_soft, tmp_path / "run2", progress=False)
+
+
+def test_distill_dataset_refuses_bad_options_and_a_teacher_of_other_labels() -> None:
+    faces = FaceDataset(np.zeros((2, 48, 48), np.uint8), [0, 7], CANONICAL, name="eight")
+    with pytest.raises(ConfigError, match="need --temperature > 0"):
+        distill_dataset(faces, "default", temperature=0)
+    with pytest.raises(ConfigError, match="--tta none or flip"):
+        distill_dataset(faces, "default", tta="tencrop")
+    with pytest.raises(ConfigError, match=r"teacher default predicts angry, .+; eight has .+tempt"):
+        distill_dataset(faces, "default")
 
 
 def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -170,28 +169,15 @@ def distill(
 ) -> None:
     """Pack SRC with TEACHER's class probabilities as soft labels, to train a student on them
     (recipe: data.source FILE, loss.soft_labels 0.5)."""
-    from ..errors import ConfigError
-    from ..pretrained import load_pretrained
-    from ..train.evaluate import predict_proba
+    from ..train.distill import distill_dataset
 
-    if temperature <= 0 or tta not in ("none", "flip"):
-        raise ConfigError(f"need --temperature > 0 and --tta none or flip: {temperature}, {tta}")
     data, bad, _ = _load(src, format, None, None, max_bad_samples, splits)
-    pre = load_pretrained(teacher)
-    if pre.label_names != data.label_names:
-        raise ConfigError(
-            f"teacher {teacher} predicts {', '.join(pre.label_names)}; "
-            f"{src} has {', '.join(data.label_names)}"
-        )
-    chunk, parts = 2048, []
     columns = (TextColumn("teacher"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("teacher", total=len(data))
-        for start in range(0, len(data), chunk):
-            images = data.images[start : start + chunk]
-            parts.append(predict_proba(pre.model, pre.preprocess, images, tta, 256, temperature))
-            bar.advance(task, len(images))
-    data.soft_labels = np.concatenate(parts)
+        data = distill_dataset(
+            data, teacher, temperature, tta, lambda done, _: bar.update(task, completed=done)
+        )
     data.save(out)
     agree = float((data.soft_labels.argmax(1) == data.labels).mean())
     console.print(

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..errors import ConfigError
 from ..models import model_info
-from ..train.config import DataConfig, ModelConfig, Recipe, load_recipe
+from ..train.config import Recipe, load_recipe
 from .options import detector_names, progress_bar
 
 console = Console()
@@ -30,51 +27,6 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Run folder (default 
 
 def _run_dir(recipe: Recipe, out: Path | None) -> Path:
     return out or Path("runs") / recipe.name
-
-
-def _recipe_differences(saved: dict, current: dict, defaults: dict, prefix: str = "") -> list[str]:
-    """``key: saved -> current`` for every setting that differs. A key the saved recipe lacks
-    (added to the format since that run) counts with its default, which the run had."""
-    diffs = []
-    for key, new in current.items():
-        default = defaults.get(key) if isinstance(defaults, dict) else None
-        if key not in saved:
-            if new != default:
-                diffs.append(f"{prefix}{key}: {default!r} (before the key existed) -> {new!r}")
-            continue
-        old = saved[key]
-        if isinstance(old, dict) and isinstance(new, dict):
-            diffs += _recipe_differences(old, new, default or {}, f"{prefix}{key}.")
-        elif old != new:
-            diffs.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return sorted(diffs)
-
-
-def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
-    """Refuse to reuse ``run_dir`` when its ``recipe.json`` is of a different recipe."""
-    saved_file = run_dir / "recipe.json"
-    if not saved_file.exists():
-        return
-    saved = json.loads(saved_file.read_text())
-    current = json.loads(recipe.to_json())
-    defaults = json.loads(Recipe(recipe.name, DataConfig(), ModelConfig()).to_json())
-    diffs = _recipe_differences(saved, current, defaults)
-    if diffs:
-        raise ConfigError(
-            f"{run_dir} holds a run of a different recipe ({'; '.join(diffs)}): "
-            "move it aside or delete it first"
-        )
-
-
-def _finished_or_fit(recipe: Recipe, run_dir: Path, data: FaceDataset | None = None) -> dict | None:
-    """The test report of a finished run of ``recipe`` in ``run_dir``; else train (resuming)."""
-    from ..train.run import fit
-
-    _check_same_recipe(recipe, run_dir)
-    done = run_dir / f"eval_{recipe.data.test_split}.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    return fit(recipe, run_dir, resume=True, data=data).test_report
 
 
 def train(
@@ -230,91 +182,31 @@ def cv(
     cv_test_errors.png (the most confident mistakes among them). A finished fold keeps its
     model.safetensors and reports; its training checkpoints (only needed to resume it) are
     dropped unless ``--keep-checkpoints``."""
-    from ..train.evaluate import write_report
-    from ..train.metrics import report_from_confusion
-    from ..train.plots import plot_folds
-    from ..train.run import prepare_cv_folds
+    from ..train.cv import cross_validate
 
     recipe = load_recipe(config, overrides)
-    val_split = "val" if inner_val else None
-    recipe = dataclasses.replace(
-        recipe, data=dataclasses.replace(recipe.data, val_split=val_split, test_split="test")
-    )
     run_dir = _run_dir(recipe, out)
-    tta = recipe.trainer.tta
-    reports, tests, plain, with_tta = [], [], [], []
-    for k, fold_data in enumerate(prepare_cv_folds(recipe, folds, inner_val)):
-        fold_dir = run_dir / f"fold_{k:02d}"
-        _finished_or_fit(recipe, fold_dir, fold_data)
-        test = fold_data.split("test")
-        tests.append(test)
-        reports.append(_fold_report(fold_dir, test, "none"))
-        plain.append(reports[-1]["accuracy"])
-        line = f"fold {k + 1}/{folds}: {100 * plain[-1]:.2f}%"
-        if tta != "none":
-            with_tta.append(_fold_report(fold_dir, test, tta)["accuracy"])
-            line += f" ({tta} TTA {100 * with_tta[-1]:.2f}%)"
+
+    def fold_done(k: int, accuracy: float, tta_accuracy: float | None) -> None:
+        line = f"fold {k}/{folds}: {100 * accuracy:.2f}%"
+        if tta_accuracy is not None:
+            line += f" ({recipe.trainer.tta} TTA {100 * tta_accuracy:.2f}%)"
         console.print(line)
-        if not keep_checkpoints:
-            for ckpt in fold_dir.glob("*.ckpt"):
-                ckpt.unlink()
-    summary = {"folds": folds, "inner_val": inner_val, "accuracies": plain,
-               "mean": float(np.mean(plain)), "std": float(np.std(plain))}  # fmt: skip
-    line = f"{recipe.name}: {folds}-fold accuracy {_mean_std(plain)}"
-    if with_tta:
-        summary.update(tta=tta, tta_accuracies=with_tta, tta_mean=float(np.mean(with_tta)),
-                       tta_std=float(np.std(with_tta)))  # fmt: skip
-        line += f"; {tta} TTA {_mean_std(with_tta)}"
-    (run_dir / "cv.json").write_text(json.dumps(summary, indent=2))
-    plot_folds(plain, run_dir / "cv.png", with_tta, tta)
-    pooled = report_from_confusion(
-        sum(np.asarray(r["confusion_matrix"]) for r in reports), reports[0]["label_names"]
-    )
-    pooled["errors"] = sorted(
-        (_pooled_error(e, k, tests) for k, r in enumerate(reports) for e in r["errors"]),
-        key=lambda e: -e["confidence"],
-    )
-    sequences = {(e["subject"], e["label"]) for e in pooled["errors"]}
-    console.print(
-        f"{len(pooled['errors'])} wrong faces in {len(sequences)} (subject, label) groups"
-    )
-    written = write_report(pooled, run_dir / "cv_test", np.concatenate([t.images for t in tests]))
+
+    result = cross_validate(recipe, folds, run_dir, inner_val, keep_checkpoints, fold_done)
+    summary, errors = result.summary, result.pooled["errors"]
+    groups = {(e["subject"], e["label"]) for e in errors}
+    console.print(f"{len(errors)} wrong faces in {len(groups)} (subject, label) groups")
+    line = f"{recipe.name}: {folds}-fold accuracy {_mean_std(summary['mean'], summary['std'])}"
+    if "tta" in summary:
+        line += f"; {summary['tta']} TTA {_mean_std(summary['tta_mean'], summary['tta_std'])}"
     console.print(line)
-    names = ", ".join(path.name for path in written)
+    names = ", ".join(path.name for path in result.written)
     console.print(f"wrote in {run_dir}: cv.png (per fold), {names} (all folds)")
 
 
-def _pooled_error(error: dict, fold: int, tests: list[FaceDataset]) -> dict:
-    """A fold's error with its fold (from 1), subject and row among all folds' test faces."""
-    row = sum(len(t) for t in tests[:fold]) + error["row"]
-    subject = str(tests[fold].subjects[error["row"]])
-    return {**error, "row": row, "fold": fold + 1, "subject": subject}
-
-
-def _mean_std(accuracies: list[float]) -> str:
-    return f"{100 * np.mean(accuracies):.2f} ± {100 * np.std(accuracies):.2f}%"
-
-
-def _fold_report(fold_dir: Path, test: FaceDataset, tta: str) -> dict:
-    """A finished fold's test report with ``tta`` ("none" for the plain one). Evaluated from its
-    model.safetensors (and written) when there is none (trained before runs wrote TTA reports),
-    when it was scored over other classes than its data set's (written before 2026-12-02,
-    when the classes of a fold's test faces were the choices) or when it lists no errors
-    (written before 2026-12-03)."""
-    from ..pretrained import load_pretrained
-    from ..train.evaluate import evaluate_model, report_stem, write_report
-
-    stem = report_stem(fold_dir, "test", tta)
-    path = stem.with_suffix(".json")
-    names = [test.label_names[c] for c in test.classes]
-    if path.exists():
-        report = json.loads(path.read_text())
-        if report["label_names"] == names and "errors" in report:
-            return report
-    pre = load_pretrained(fold_dir / "model.safetensors")
-    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, test, tta)
-    write_report(report, stem, test.images)
-    return report
+def _mean_std(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f}%"
 
 
 def compare(
@@ -322,12 +214,14 @@ def compare(
     overrides: SetOpt = None,
 ) -> None:
     """Train (or reuse finished runs of) several recipes; print ours beside the papers'."""
+    from ..train.cv import finished_or_fit
+
     table = Table(title="ours vs paper (test accuracy, %)")
     for col in ("recipe", "paper", "paper's figure", "ours", "difference"):
         table.add_column(col)
     for config in configs:
         recipe = load_recipe(config, overrides)
-        report = _finished_or_fit(recipe, _run_dir(recipe, None))
+        report = finished_or_fit(recipe, _run_dir(recipe, None))
         ours = 100 * report["accuracy"] if report else None
         theirs = recipe.paper.get("result")
         diff = f"{ours - theirs:+.2f}" if ours is not None and theirs is not None else "-"

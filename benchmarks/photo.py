@@ -2,10 +2,12 @@
 
 One face per photo: FER2013 test faces placed into 512 x 512 photo-like JPEGs (``attnfer data
 photos``' composition). A photo's time is ``Recognizer.predict(jpeg bytes)``: decode, detect,
-align, classify, one photo at a time. Then classification alone, crops per second at batch 1
-and 256, for the PyTorch and onnxruntime backends. With ``--fer-python`` (the python of a venv
-holding fer 25.10.3: ``../shared/tools/fervenv.sh`` builds one) fer runs on the same photos and
-crops in a subprocess, in the same run, with the same threads. Run it on a quiet machine.
+align, classify, one photo at a time, as ``Recognizer(model, detector)`` does by default (int8
+in onnxruntime, flip TTA). Then classification alone, one view a crop (no TTA, as fer
+classifies), crops per second at batch 1 and 256, for the int8, onnx (fp32) and torch backends.
+With ``--fer-python`` (the python of a venv holding fer 25.10.3: ``../shared/tools/fervenv.sh``
+builds one) fer runs on the same photos and crops in a subprocess, in the same run, with the
+same threads. Run it on a quiet machine.
 
     python benchmarks/photo.py [--photos 100] [--threads 1] [--fer-python /tmp/fervenv/bin/python]
 """
@@ -133,8 +135,8 @@ def main() -> None:
                          len(photos), f"{fer['crops_per_s']:.0f} (batch 1)"))  # fmt: skip
     for model in args.models.split(","):
         rates = []
-        for backend in ("onnx", "torch"):
-            r = Recognizer(model, backend=backend, bf16=False)
+        for backend in ("int8", "onnx", "torch"):
+            r = Recognizer(model, backend=backend, tta="none", bf16=False)
             one, many = crops_per_second(r, crops, 1), crops_per_second(r, crops, 256)
             rates.append(f"{backend}: {one:.0f} / {many:.0f}")
         for detector in detectors:

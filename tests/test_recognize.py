@@ -379,3 +379,43 @@ def test_half_export_halves_the_file_and_keeps_the_predictions(
     expected, got = recognizer.predict_crops(fer_files), half.predict_crops(fer_files)
     assert [f.label for f in got] == [f.label for f in expected]
     assert np.abs(_probs(got) - _probs(expected)).max() < 0.02
+
+
+def test_export_calibrate_writes_an_int8_file_that_runs_with_its_metadata(
+    tmp_path: Path, fer_files
+) -> None:
+    """``attnfer export --calibrate DATA`` quantizes on DATA's faces and keeps what the
+    Recognizer reads (labels, preprocessing, framing); the file labels faces as fp32 does."""
+    data = tmp_path / "faces"
+    for f in fer_files:
+        (data / f.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, data / f.parent.name / f.name)
+    out = tmp_path / "fast.int8.onnx"
+    args = ["export", "--model", "fast", "--out", str(out), "--calibrate", str(data)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    fp32_file = tmp_path / "fast.onnx"
+    assert (
+        CliRunner().invoke(_app(), ["export", "--model", "fast", "--out", str(fp32_file)]).exit_code
+        == 0
+    )
+    assert out.stat().st_size < 0.5 * fp32_file.stat().st_size  # int8 weights
+    int8 = Recognizer(str(out), faces="crop", tta="none")
+    fp32 = Recognizer("fast", faces="crop", backend="torch", tta="none", bf16=False)
+    assert int8.backend == "onnx" and int8.label_names == fp32.label_names
+    assert int8.classifier.framings == fp32.classifier.framings
+    agree = sum(a.label == b.label for a, b in zip(
+        int8.predict_crops(fer_files), fp32.predict_crops(fer_files), strict=True
+    ))  # fmt: skip
+    assert agree >= 0.8 * len(fer_files)
+
+
+def test_export_calibrate_is_for_onnx(tmp_path: Path) -> None:
+    args = ["export", "--model", "fast", "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
+            "--calibrate", str(tmp_path)]  # fmt: skip
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code != 0
+    assert (
+        "int8 calibration is for ONNX files, not torchscript"
+        in str(result.exception or "") + result.output
+    )

@@ -32,16 +32,19 @@ def eye_angle(face: Face) -> float:
     return math.degrees(math.atan2(ry - ly, rx - lx))
 
 
-def roll_correction(face: Face) -> float:
+def roll_correction(face: Face, kept_tilt: float = KEPT_TILT) -> float:
     """The angle in degrees the crop of ``face`` is turned by: its eye line's lean beyond
-    ``KEPT_TILT`` (0 for faces that lean less, or without marks)."""
+    ``kept_tilt`` (0 for faces that lean less, or without marks; ``kept_tilt`` 0 levels the
+    eyes, 180 never turns)."""
     angle = eye_angle(face)
-    return math.copysign(max(0.0, abs(angle) - KEPT_TILT), angle)
+    return math.copysign(max(0.0, abs(angle) - kept_tilt), angle)
 
 
-def alignment_matrix(face: Face, size: int, framing: Framing = LEGACY_FRAMING) -> np.ndarray:
+def alignment_matrix(
+    face: Face, size: int, framing: Framing = LEGACY_FRAMING, kept_tilt: float = KEPT_TILT
+) -> np.ndarray:
     """The 2 x 3 affine map from image pixels to a ``size`` x ``size`` aligned crop."""
-    angle = roll_correction(face)
+    angle = roll_correction(face, kept_tilt)
     cx, cy, side = framing.square(face, angle)
     matrix = cv2.getRotationMatrix2D((cx, cy), angle, size / side)
     matrix[:, 2] += (size / 2 - cx, size / 2 - cy)
@@ -68,8 +71,10 @@ def align_face(
     size: int,
     channels: int = 1,
     framing: Framing = LEGACY_FRAMING,
+    kept_tilt: float = KEPT_TILT,
 ) -> np.ndarray:
-    """The aligned crop of ``face`` from an RGB uint8 ``image``: ``size`` x ``size`` (x 3).
+    """The aligned crop of ``face`` from an RGB uint8 ``image``: ``size`` x ``size`` (x 3),
+    turned by :func:`roll_correction`.
 
     The crop is first taken at the face's own resolution (at least ``size``), then shrunk with
     area averaging, so that large faces are not aliased.
@@ -78,7 +83,7 @@ def align_face(
     work = max(size, math.ceil(max(x2 - x1, y2 - y1) * framing.scale))
     crop = cv2.warpAffine(
         image,
-        alignment_matrix(face, work, framing),
+        alignment_matrix(face, work, framing, kept_tilt),
         (work, work),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,

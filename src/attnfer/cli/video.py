@@ -287,29 +287,12 @@ def evaluate_clips_command(
     Without split folders in the data, the split is remade as the run made it (its method,
     fractions and seed are stored in the model file).
     """
-    import dataclasses
-
-    from ..pretrained import load_pretrained
     from ..train.evaluate import write_report
-    from ..video.clips import load_clips
-    from ..video.train_clips import ClipConfig, evaluate_clips, make_splits
+    from ..video.evaluate import evaluate_clip_model
 
-    pre = load_pretrained(model)
-    stored = pre.info.get("clips") or {}
-    clips = dataclasses.replace(
-        ClipConfig(**stored), aggregation=aggregation or stored.get("aggregation")
-    )
-    dataset = load_clips(
-        data, pre.preprocess.size, pre.preprocess.channels, detector=clips.detector,
-        every=clips.every, cache_dir=clips.cache_dir, subject_pattern=clips.subject_pattern,
-    )  # fmt: skip
-    if split != "all" and not dataset.splits:
-        how = pre.info.get("split") or {"method": "subject", "fractions": None, "seed": 0}
-        dataset = make_splits(dataset, how["method"], how["fractions"], how["seed"])
-    part = dataset if split == "all" else dataset.split(split)
-    report = evaluate_clips(pre.model, pre.preprocess, pre.label_names, part, clips)
+    report = evaluate_clip_model(model, data, split, aggregation)
     console.print(
-        f"{part.name}: {report['samples']} clips, accuracy {100 * report['accuracy']:.2f}%, "
+        f"{report['data']}: {report['samples']} clips, accuracy {100 * report['accuracy']:.2f}%, "
         f"macro-F1 {100 * report['macro_f1']:.2f}% (aggregation {report['aggregation']})"
     )
     if out is not None:

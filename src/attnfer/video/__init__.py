@@ -7,6 +7,7 @@
 - :mod:`.beeps`, :mod:`.marks`, :mod:`.trim`: session recordings cut at trigger beeps, the
   labelling tool's marks and re-trimming by them;
 - :mod:`.train_clips`: training and evaluating FAN and frame-wise models on clips (Lightning);
+- :mod:`.evaluate`: a clip model file evaluated on clips read as its run read them.
 
 PyAV is needed for video files: ``pip install 'attnfer[video]'``.
 """

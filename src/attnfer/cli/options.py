@@ -62,7 +62,7 @@ def complete_detector(incomplete: str) -> list[str]:
     return complete_from(["default", *list_detectors()])(incomplete)
 
 
-# Options shared by the commands that run a Recognizer (predict, serve, explain).
+# Options of the commands that run a Recognizer (predict and serve; explain takes --detector).
 ModelOpt = Annotated[
     str,
     typer.Option(

@@ -203,6 +203,19 @@ def test_resnet18_cbam_attention_maps() -> None:
     assert all(bool(((m > 0) & (m < 1)).all()) for m in maps.values())
 
 
+@pytest.mark.parametrize("name", ["resnet18_cbam", "resnet18_se"])
+def test_attention_from_puts_attention_in_the_later_stages_only(name: str) -> None:
+    every = create_model(name, width=16)
+    late = create_model(name, width=16, attention_from=3)
+    stages = {n.split(".")[0] for n, m in late.named_modules() if n.endswith(".attention")
+              and not isinstance(m, torch.nn.Identity)}  # fmt: skip
+    assert stages == {"layer3", "layer4"}
+    assert sum(p.numel() for p in late.parameters()) < sum(p.numel() for p in every.parameters())
+    assert late(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    with pytest.raises(ConfigError, match="attention_from must be 1 to 4"):
+        create_model(name, attention_from=0)
+
+
 def test_other_attention_maps() -> None:
     x = torch.randn(2, 1, 64, 64)
     vgg = create_model("vgg16_cbam", in_chans=1, input_size=(64, 64)).eval()

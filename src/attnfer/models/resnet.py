@@ -110,12 +110,15 @@ class ResNet(nn.Module):
         stem: str = "cifar_s2",
         attention: AttentionFactory | None = None,
         width: int = 64,
+        attention_from: int = 1,
     ) -> None:
         super().__init__()
         if stem not in STEMS:
             raise ConfigError(f"unknown ResNet stem {stem!r}; choose one of {', '.join(STEMS)}")
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise ConfigError(f"ResNet width must be a positive integer, got {width!r}")
+        if attention_from not in (1, 2, 3, 4, 5):
+            raise ConfigError(f"attention_from must be 1 to 4 (5: none), got {attention_from!r}")
         self.inplanes = width
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
@@ -125,10 +128,11 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, width, layers[0], 1, attention)
-        self.layer2 = self._make_layer(block, 2 * width, layers[1], 2, attention)
-        self.layer3 = self._make_layer(block, 4 * width, layers[2], 2, attention)
-        self.layer4 = self._make_layer(block, 8 * width, layers[3], 2, attention)
+        at = [attention if stage >= attention_from else None for stage in (1, 2, 3, 4)]
+        self.layer1 = self._make_layer(block, width, layers[0], 1, at[0])
+        self.layer2 = self._make_layer(block, 2 * width, layers[1], 2, at[1])
+        self.layer3 = self._make_layer(block, 4 * width, layers[2], 2, at[2])
+        self.layer4 = self._make_layer(block, 8 * width, layers[3], 2, at[3])
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = 8 * width * block.expansion
         self.classifier: nn.Module = (
@@ -191,9 +195,10 @@ def _resnet(
     stem: str | None,
     attention: AttentionFactory | None = None,
     width: int = 64,
+    attention_from: int = 1,
 ) -> ResNet:
     stem = stem or default_stem(input_size)
-    return ResNet(block, layers, num_classes, in_chans, stem, attention, width)
+    return ResNet(block, layers, num_classes, in_chans, stem, attention, width, attention_from)
 
 
 @register_model(input_size=(1, 48, 48), paper="002 baseline: ResNet18")
@@ -216,12 +221,15 @@ def resnet18_se(
     stem: str | None = None,
     width: int = 64,
     reduction: int = 16,
+    attention_from: int = 1,
 ) -> ResNet:
-    """ResNet18 with squeeze-and-excitation in every residual block."""
+    """ResNet18 with squeeze-and-excitation in the residual blocks of stages ``attention_from``
+    to 4 (1: every block)."""
     attention = partial(SqueezeExcite, reduction=reduction)
     return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width=width
-    )
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width,
+        attention_from,
+    )  # fmt: skip
 
 
 @register_model(input_size=(1, 48, 48), paper="002: ResNet18 + CBAM (7x7)")
@@ -233,12 +241,15 @@ def resnet18_cbam(
     width: int = 64,
     reduction: int = 16,
     spatial_kernel: int = 7,
+    attention_from: int = 1,
 ) -> ResNet:
-    """Paper 002's model: ResNet18 with CBAM (7x7 spatial kernel) in every residual block."""
+    """Paper 002's model: ResNet18 with CBAM (7x7 spatial kernel) in every residual block, or in
+    those of stages ``attention_from`` to 4 (cheaper: the early stages have the largest maps)."""
     attention = partial(CBAM, reduction=reduction, spatial_kernel=spatial_kernel)
     return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width=width
-    )
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width,
+        attention_from,
+    )  # fmt: skip
 
 
 @register_model(input_size=(1, 48, 48), paper="ablation: ResNet34")

@@ -23,17 +23,17 @@ model was trained on.
 
 Backends (``backend=``): ``auto`` (the default) runs the model in onnxruntime on the CPU, in
 int8 where the model ships an int8 file (``default`` and ``fast``:
-:data:`attnfer.pretrained.SHIPPED_INT8`, about three times faster than fp32 at one crop, same
-accuracy: ``docs/model_card.md``) and in fp32 otherwise, and in PyTorch on a GPU or when
-``bf16=True`` asks for bf16. ``int8``, ``onnx`` (fp32) and ``torch`` ask for one. For fp32
-onnxruntime a model's weights are exported once to a cache (:func:`attnfer.export.cached_onnx`);
-nothing is ever written inside the installed package. ``model`` may also be an ``.onnx`` file
-written by ``attnfer export`` (fp32, or int8 with ``--calibrate``), which always runs in
-onnxruntime. onnxruntime uses as many threads as ``torch.get_num_threads()``.
+:data:`attnfer.pretrained.SHIPPED_INT8`; speed and accuracy in ``docs/model_card.md``) and in
+fp32 otherwise, and in PyTorch on a GPU or when ``bf16=True`` asks for bf16. ``int8``, ``onnx``
+(fp32) and ``torch`` ask for one. For fp32 onnxruntime a model's weights are exported once to a
+cache (:func:`attnfer.export.cached_onnx`); nothing is ever written inside the installed package.
+``model`` may also be an ``.onnx`` file written by ``attnfer export`` (fp32, or int8 with
+``--calibrate``), which always runs in onnxruntime. onnxruntime uses as many threads as
+``torch.get_num_threads()``.
 
 Test-time augmentation (``tta=``): ``flip`` (the default) averages each face with its mirror
-image in the same model call; faces found in photos gain about a point from it, crops a third of
-one (``docs/model_card.md``). ``none`` and ``tencrop`` are the others.
+image in the same model call, which evens out the detector box's jitter (``docs/model_card.md``,
+"Photos"); ``none`` and ``tencrop`` are the others.
 
 Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16
 autocast where the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for

@@ -6,9 +6,9 @@ centre, as paper 004 does), turned by :func:`roll_correction`, taken from the fu
 image (borders replicated where it runs off the image) and resized with area averaging to the
 model's input size, in gray or RGB.
 
-Faces keep a lean of up to ``KEPT_TILT`` degrees: the training faces lean as people do (FER2013:
-median 5 degrees, a tenth beyond 18) and a lean carries expression, so levelling every eye line
-costs accuracy (``docs/model_card.md``, "Photos"); a stronger lean is turned back to that.
+Faces keep a lean of up to ``KEPT_TILT`` degrees: the training faces lean as people do and a
+lean carries expression, so levelling every eye line costs accuracy (``docs/model_card.md``,
+"Photos"); a stronger lean is turned back to that.
 """
 
 from __future__ import annotations

@@ -181,6 +181,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_marks_stay_consistent_across_kill_9(clips) -> None:
     for delay in (0.05, 0.13, 0.29):
         saver = subprocess.Popen(
@@ -431,6 +432,7 @@ def wait_marks(driver, *expected: str) -> None:
     wait_for(driver, shown, expected)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_page_labels_clips_with_the_keys_and_resumes(clips, chrome, live_server) -> None:
     from selenium.webdriver.common.keys import Keys

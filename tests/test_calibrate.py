@@ -97,6 +97,7 @@ def test_reports_carry_calibration_and_its_diagram(tmp_path):
     assert diagram in paths and Image.open(diagram).size[0] > 300
 
 
+@pytest.mark.slow
 def test_calibrate_command_on_fer2013_val(tmp_path):
     """The shipped fast is calibrated already: fitting again on val keeps its temperature, and
     the written model gives the shipped one's logits."""

@@ -209,6 +209,7 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_predict_killed_halfway_resumes_with_every_file_once(tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -129,6 +129,7 @@ def test_real_ckplus48_info():
     assert row(result.output, "contempt") == ["54"]
 
 
+@pytest.mark.slow
 def test_real_fer2013_pack_and_info(tmp_path):
     out = tmp_path / "fer2013.safetensors"
     result = invoke("pack", real("fer2013"), "--out", out)

@@ -460,12 +460,14 @@ def fer2013() -> FaceDataset:
     return data
 
 
+@pytest.mark.slow
 def test_real_fer2013_tree(fer2013):
     assert fer2013.summary() == FER2013_COUNTS
     assert fer2013.images.shape == (35_887, 48, 48)
     assert fer2013.label_names == CANONICAL[:7]
 
 
+@pytest.mark.slow
 def test_real_fer2013_pack_round_trip(fer2013, tmp_path):
     path = fer2013.save(tmp_path / "fer2013.safetensors")
     start = time.perf_counter()

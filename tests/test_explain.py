@@ -246,6 +246,7 @@ def _happy_mouth_and_forehead(model: str, n: int = 120) -> tuple[float, float]:
     return float(maps.drop[0][MOUTH].mean()), float(maps.drop[0][FOREHEAD].mean())
 
 
+@pytest.mark.slow
 def test_happy_map_weighs_the_mouth_above_the_forehead() -> None:
     if not FER_HAPPY.is_dir():
         pytest.skip(f"FER2013 test split not found at {FER_HAPPY}")

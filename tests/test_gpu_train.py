@@ -49,6 +49,7 @@ def test_parts_join_back_into_the_file(tmp_path, monkeypatch):
     assert b"".join(p.read_bytes() for p in sorted(parts)) == src.read_bytes()
 
 
+@pytest.mark.slow
 def test_trains_exports_and_packs_logs(tmp_path):
     """The recipe the GPU runs, shrunk (width 16, no compilation) on 96 random faces."""
     rng = np.random.default_rng(0)

@@ -283,6 +283,7 @@ def _fer_batch(per_class: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize(
     ("name", "lr", "steps"), [("resnet18_cbam", 1e-3, 4), ("deep_emotion", 5e-3, 20)]
 )
+@pytest.mark.slow
 def test_a_few_training_steps_lower_the_loss_on_real_faces(
     name: str, lr: float, steps: int
 ) -> None:

@@ -376,6 +376,7 @@ def _trickle(sock: socket.socket, limit_s: float = 20) -> float:
     return time.monotonic() - start
 
 
+@pytest.mark.slow
 def test_slow_clients_are_cut_off(app: Any) -> None:
     slow_head = b"GET /healthz HTTP/1.1\r\nX-Slow: "
     slow_body = b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9999\r\n\r\n"
@@ -441,6 +442,7 @@ def test_pixel_budget_serves_in_order_and_gives_up_after_its_wait() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_load_50_clients_without_errors(app: Any, live_server: Any) -> None:
     url = live_server(app)
     command = [sys.executable, str(LOAD_SCRIPT), "--url", url, "--clients", "50", "--seconds", "3"]

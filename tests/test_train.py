@@ -77,6 +77,7 @@ def train_command(recipe: Path, run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "attnfer", "train", "-c", str(recipe), "--out", str(run_dir)]
 
 
+@pytest.mark.slow
 def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, caplog, monkeypatch):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=4"])
     monkeypatch.setattr("attnfer.train.run.PROGRESS_LINE_SECONDS", 0.0)  # a line after every batch
@@ -108,6 +109,7 @@ def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, capl
     assert loaded.info["best_val_acc"] == pytest.approx(result.best_val_acc)
 
 
+@pytest.mark.slow
 def test_max_minutes_stops_training_early_and_keeps_a_model(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset)
     recipe = load_recipe(path, ["trainer.epochs=50", "trainer.max_minutes=0.05"])  # 3 s
@@ -119,6 +121,7 @@ def test_max_minutes_stops_training_early_and_keeps_a_model(fer_subset, tmp_path
         load_recipe(path, ["trainer.max_minutes=0"])
 
 
+@pytest.mark.slow
 def test_island_loss_is_added_with_its_weight_and_logged(fer_subset, tmp_path):
     loss = "{feature_loss: island, feature_lambda: 0.01, island_lambda1: 10.0}"
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn", loss=loss)
@@ -138,6 +141,7 @@ def test_durations_read_as_a_person_says_them(seconds, text):
     assert format_duration(seconds) == text
 
 
+@pytest.mark.slow
 def test_seeded_runs_repeat(fer_subset, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", fer_subset, trainer="{epochs: 1, precision: 32-true}")
     weights = []
@@ -148,6 +152,7 @@ def test_seeded_runs_repeat(fer_subset, tmp_path):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 def test_staged_unfreezing_trains_only_the_unfrozen_convs(fer_subset, tmp_path, recwarn):
     stages = (
         "[{epochs: 1, trainable_convs: 0, lr: 0.001}, {epochs: 1, trainable_convs: 1, lr: 0.0001}]"
@@ -166,6 +171,7 @@ def test_staged_unfreezing_trains_only_the_unfrozen_convs(fer_subset, tmp_path, 
     assert not torch.equal(initial[conv_keys[-1]], trained[conv_keys[-1]])
 
 
+@pytest.mark.slow
 def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     recipe = write_recipe(
         tmp_path / "r.yaml", fer_subset, model="small_cnn",
@@ -198,6 +204,7 @@ class NotTensors:
     """An object a checkpoint has no business holding."""
 
 
+@pytest.mark.slow
 def test_a_run_folder_is_not_trained_over_without_resume_or_force(fer_subset, tmp_path, caplog):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset), ["trainer.epochs=1"])
     run_dir = tmp_path / "run"
@@ -214,6 +221,7 @@ def test_a_run_folder_is_not_trained_over_without_resume_or_force(fer_subset, tm
     assert {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")} == {0}
 
 
+@pytest.mark.slow
 def test_resume_names_its_checkpoint_and_survives_a_cut_first_write(fer_subset, tmp_path, caplog):
     recipe = write_recipe(tmp_path / "r.yaml", fer_subset)
     run_dir = tmp_path / "run"
@@ -256,6 +264,7 @@ def test_a_truncated_or_pickled_checkpoint_is_a_one_line_error(fer_subset, tmp_p
         assert "\n" not in str(error) and "weights_only" not in str(error)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_shards_the_data_and_saves_once(fer_subset, tmp_path):
     """Lightning's DDP (gloo) with two CPU processes: the same path as several GPUs or nodes."""
     recipe = write_recipe(
@@ -272,6 +281,7 @@ def test_ddp_on_two_cpu_processes_shards_the_data_and_saves_once(fer_subset, tmp
     assert json.loads((run / "eval_test.json").read_text())["samples"] == 140
 
 
+@pytest.mark.slow
 def test_compare_trains_each_recipe_once_and_tabulates_it_beside_the_paper(
     fer_subset, tmp_path, monkeypatch
 ):
@@ -331,6 +341,7 @@ def cv_app_and_recipe(tmp_path: Path, subset: Path, epochs: int = 1) -> tuple[ty
     return app, config
 
 
+@pytest.mark.slow
 def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     ck_subset, tmp_path, monkeypatch
 ):
@@ -397,6 +408,7 @@ def test_cv_trains_each_fold_once_and_refuses_another_recipes_folds(
     assert "augment.final_scale: 1.0 (before the key existed) -> 0.5" in str(annealed.exception)
 
 
+@pytest.mark.slow
 def test_cv_with_an_inner_validation_fold_keeps_the_best_epoch_on_it(
     ck_subset, tmp_path, monkeypatch
 ):
@@ -482,6 +494,7 @@ def test_ema_batch_norm_statistics_are_recomputed_before_validation(fer_subset, 
     torch.testing.assert_close(bn.running_mean, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_ema_run_saves_the_average_not_the_last_weights(fer_subset, tmp_path):
     trainer = "{epochs: 2, batch_size: 64, precision: 32-true, ema_decay: 0.9}"
     path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn", trainer=trainer)
@@ -498,6 +511,7 @@ def test_ema_decay_out_of_range_is_a_config_error(fer_subset, tmp_path):
         load_recipe(path, ["trainer.ema_decay=1.5"])
 
 
+@pytest.mark.slow
 def test_resumed_ema_run_keeps_its_average(fer_subset, tmp_path):
     """With a decay of nearly 1 the average barely moves after the resume: it must be the
     checkpoint's average, not a fresh copy of the weights."""
@@ -546,6 +560,7 @@ def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
     assert torch.allclose(seen[2], clean, atol=1e-4)  # none left in the last
 
 
+@pytest.mark.slow
 def test_distill_packs_teacher_probabilities_that_a_student_trains_on(fer_subset, tmp_path):
     packed = tmp_path / "kd.safetensors"
     app = typer.Typer()
@@ -595,6 +610,7 @@ def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):
     assert "classification_loss.weight" not in task.state_dict()  # from the data, not saved
 
 
+@pytest.mark.slow
 def test_last_checkpoint_is_written_every_epoch_even_when_val_does_not_improve(
     fer_subset, tmp_path
 ):

@@ -450,6 +450,7 @@ def test_video_clip_folder_caches_face_crops(recording, tmp_path, monkeypatch) -
     assert (again.frames == data.frames).all()
 
 
+@pytest.mark.slow
 def test_fan_trains_on_ckplus_sequences(ckplus_clips, tmp_path) -> None:
     from attnfer.video.train_clips import clip_recipe_from_dict, fit_clips, make_splits
 

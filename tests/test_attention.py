@@ -7,15 +7,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnfer.errors import ConfigError
+from attnfer.errors import ConfigError, ModelError
 from attnfer.models import (
     CBAM,
+    AttentionModule,
     ChannelAttention,
     FrameAttention,
     SpatialAttention,
     SpatialTransformer,
     SqueezeExcite,
     collect_attention_maps,
+    create_attention,
+    list_attention,
 )
 
 
@@ -191,3 +194,36 @@ def test_collect_attention_maps_names_outermost_modules_and_removes_hooks() -> N
     assert maps["1.spatial"].shape == (2, 1, 7, 7)
     assert maps["3"].shape == (2, 8)
     assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_create_attention_builds_every_registered_block_module() -> None:
+    assert list_attention() == ["cbam", "channel", "se"]
+    x = torch.randn(2, 16, 5, 5)
+    for name in list_attention():
+        module = create_attention(name, 16, reduction=4)
+        assert isinstance(module, AttentionModule)
+        out, found = module(x, return_map=True)
+        assert out.shape == x.shape
+        assert set(found if isinstance(found, dict) else {"": found}) == set(module.map_kinds)
+    cbam = create_attention("cbam", 16, reduction=4, spatial_kernel=3)
+    assert isinstance(cbam, CBAM) and cbam.spatial.conv.kernel_size == (3, 3)
+    assert isinstance(create_attention("se", 16), SqueezeExcite)
+
+
+def test_create_attention_names_close_matches_for_an_unknown_name() -> None:
+    with pytest.raises(ModelError, match=r"unknown attention 'cbma' \(did you mean cbam\?\)"):
+        create_attention("cbma", 16)
+
+
+def test_every_attention_module_declares_its_maps() -> None:
+    modules = [
+        (ChannelAttention(8, 2), (2, 8, 5, 5)),
+        (SpatialAttention(3), (2, 8, 5, 5)),
+        (CBAM(8, 2), (2, 8, 5, 5)),
+        (SqueezeExcite(8, 2), (2, 8, 5, 5)),
+        (SpatialTransformer(1, (32, 32)), (2, 1, 32, 32)),
+        (FrameAttention(6, "relation"), (2, 3, 6)),
+    ]
+    for module, shape in modules:
+        _, found = module(torch.randn(shape), return_map=True)
+        assert set(found if isinstance(found, dict) else {"": found}) == set(module.map_kinds)

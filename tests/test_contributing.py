@@ -1,10 +1,11 @@
 """CONTRIBUTING.md's five recipes of change, each followed once with toy parts defined here.
 
 A toy model, attention module, data set reader, face detector and command are added the way the
-recipes say (a factory registered with ``register_model``, a module handed to the ResNet builder
-and listed in ``ATTENTION_MODULES``, a reader in ``READERS``, a detector in ``DETECTORS``, a
-command in ``COMMANDS``) and then used through the functions users call. Every registration goes
-into a copy of its table that the test's ``monkeypatch`` puts back, so no other test sees the toys.
+recipes say (a factory registered with ``register_model``, an ``AttentionModule`` registered with
+``register_attention`` and named to ``resnet18``, a reader in ``READERS``, a detector in
+``DETECTORS``, a command in ``COMMANDS``) and then used through the functions users call. Every
+registration goes into a copy of its table that the test's ``monkeypatch`` puts back, so no other
+test sees the toys.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from typer.testing import CliRunner
 import attnfer.cli as cli
 import attnfer.data.readers as readers
 import attnfer.faces.backends as backends
-import attnfer.models.attention.maps as attention_maps_module
+import attnfer.models.attention.create as attention_create
 import attnfer.models.registry as registry
 from attnfer.cli.options import console
 from attnfer.data.dataset import FaceDataset
@@ -40,7 +41,7 @@ from attnfer.explain.attention import attention_maps
 from attnfer.faces import Detector, Face, align_face, create_detector, eye_angle
 from attnfer.faces.framing import LEGACY_FRAMING, Framing, Placement, measure_framing
 from attnfer.models import create_model, list_models, model_info, register_model
-from attnfer.models.resnet import BasicBlock, ResNet, _resnet
+from attnfer.models.attention import CHANNEL, AttentionModule, register_attention
 from attnfer.pretrained import load_pretrained, save_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.train.evaluate import evaluate_model
@@ -132,14 +133,16 @@ def test_recipe_add_a_model(tiny_net: str, tmp_path: Path) -> None:
     assert report["accuracy"] == pytest.approx(float((predicted == labels).float().mean()))
 
 
-# --- an attention module: models/attention/<name>.py, a factory, ATTENTION_MODULES ----------
+# --- an attention module: models/attention/<name>.py, registered with register_attention --
 
 
-class ChannelGate(nn.Module):
+class ChannelGate(AttentionModule):
     """``out = x * sigmoid(w * avgpool(x) + b)`` per channel.
 
     ``forward(x, return_map=True)`` returns ``(out, weights)`` with ``weights`` ``[B, C]``.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"": CHANNEL}
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -152,32 +155,11 @@ class ChannelGate(nn.Module):
         return (out, weights) if return_map else out
 
 
-def register_resnet10_gate() -> None:
-    @register_model(input_size=(1, 48, 48), paper="CONTRIBUTING.md: ResNet10 + a channel gate")
-    def resnet10_gate(
-        num_classes: int = 7,
-        in_chans: int = 1,
-        input_size: tuple[int, int] = (48, 48),
-        stem: str | None = None,
-        width: int = 8,
-    ) -> ResNet:
-        """ResNet10 (one basic block a stage) with a channel gate in every residual block."""
-        return _resnet(
-            BasicBlock,
-            (1, 1, 1, 1),
-            num_classes,
-            in_chans,
-            input_size,
-            stem,
-            ChannelGate,
-            width=width,
-        )
-
-
 def test_recipe_add_an_attention_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The module follows its formula, sits in every residual block of a registered ResNet,
-    receives gradients, and once listed in ``ATTENTION_MODULES`` its maps reach
-    ``attention_maps`` and explain (a ``[B, C]`` map is read as channel weights)."""
+    """The module follows its formula; once registered (``@register_attention("gate")`` on the
+    class in its file) ``create_model("resnet18", attention="gate")`` puts it in every residual
+    block, it receives gradients, and its maps reach ``attention_maps`` and explain as the
+    channel weights its ``map_kinds`` declares."""
     torch.manual_seed(0)
     gate = ChannelGate(4)
     with torch.no_grad():
@@ -188,25 +170,21 @@ def test_recipe_add_an_attention_module(monkeypatch: pytest.MonkeyPatch) -> None
     torch.testing.assert_close(out, x * weights[:, :, None, None])
     torch.testing.assert_close(gate(x), out)
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    register_resnet10_gate()
-    model = create_model("resnet10_gate", input_size=32)
-    assert sum(isinstance(m, ChannelGate) for m in model.modules()) == 4
+    monkeypatch.setattr(attention_create, "_ATTENTION", dict(attention_create._ATTENTION))
+    register_attention("gate")(ChannelGate)
+    model = create_model("resnet18", input_size=32, width=8, attention="gate")
+    assert sum(isinstance(m, ChannelGate) for m in model.modules()) == 8
     faces = torch.randn(3, 1, 32, 32)
     F.cross_entropy(model(faces), torch.tensor([0, 1, 2])).backward()
     for layer in (model.layer1, model.layer4):
         assert layer[0].attention.weight.grad.abs().sum() > 0
 
     model.eval()
-    assert model.attention_maps(faces) == {}  # not yet listed: its maps are not collected
-    listed = (*attention_maps_module.ATTENTION_MODULES, ChannelGate)
-    monkeypatch.setattr(attention_maps_module, "ATTENTION_MODULES", listed)
     maps = model.attention_maps(faces)
     assert {k: tuple(v.shape) for k, v in maps.items()} == {
-        "layer1.0.attention": (3, 8),
-        "layer2.0.attention": (3, 16),
-        "layer3.0.attention": (3, 32),
-        "layer4.0.attention": (3, 64),
+        f"layer{stage}.{block}.attention": (3, 8 * 2 ** (stage - 1))
+        for stage in (1, 2, 3, 4)
+        for block in (0, 1)
     }
     explained = attention_maps(model, faces)
     assert explained.spatial == {} and set(explained.channel) == set(maps)

@@ -140,7 +140,7 @@ def test_cbam_maps_have_the_feature_shape_and_lie_in_0_1(resnet: Pretrained) -> 
         assert raw.channel[name].min() > 0 and raw.channel[name].max() < 1
     on_face = attention_maps(model, x).spatial["layer4.1.attention"]
     assert on_face.shape == (2, 48, 48) and on_face.min() > 0 and on_face.max() < 1
-    with pytest.raises(ModelError, match="no CBAM"):
+    with pytest.raises(ModelError, match="no spatial or channel attention"):
         attention_maps(create_model("small_cnn").eval(), x)
     explained = explain_crops(resnet, _bright_faces(), "cbam")
     assert len(explained) == 2 and explained[1].maps["channel.layer4.1.attention"].shape == (512,)

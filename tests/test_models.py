@@ -21,7 +21,7 @@ from attnfer.models import (
     read_weights,
     save_weights,
 )
-from attnfer.models.attention import ATTENTION_MODULES
+from attnfer.models.attention import AttentionModule
 from attnfer.models.weights import TORCHVISION_RESNET, VGGFACE
 from attnfer.pretrained import save_pretrained
 from attnfer.train.memory_format import unsafe_convs
@@ -54,7 +54,7 @@ def _attention_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return {
         f"{name}.{pname}": p
         for name, module in model.named_modules()
-        if isinstance(module, ATTENTION_MODULES)
+        if isinstance(module, AttentionModule)
         for pname, p in module.named_parameters()
     }
 
@@ -201,6 +201,35 @@ def test_resnet18_cbam_attention_maps() -> None:
     assert maps["layer4.1.attention.spatial"].shape == (2, 1, 3, 3)
     assert maps["layer4.1.attention.channel"].shape == (2, 512)
     assert all(bool(((m > 0) & (m < 1)).all()) for m in maps.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "attention", "attention_kwargs"),
+    [
+        ("resnet18_cbam", "cbam", {"reduction": 4, "spatial_kernel": 3}),
+        ("resnet18_se", "se", {"reduction": 4}),
+    ],
+)
+def test_resnet18_takes_attention_by_name(
+    name: str, attention: str, attention_kwargs: dict[str, int]
+) -> None:
+    torch.manual_seed(0)
+    named = create_model(name, width=8, attention_from=2, **attention_kwargs).eval()
+    torch.manual_seed(0)
+    built = create_model(
+        "resnet18",
+        width=8,
+        attention=attention,
+        attention_kwargs=attention_kwargs,
+        attention_from=2,
+    ).eval()
+    assert named.state_dict().keys() == built.state_dict().keys()
+    x = torch.randn(2, 1, 48, 48)
+    torch.testing.assert_close(named(x), built(x))
+    with pytest.raises(ModelError, match="did you mean cbam"):
+        create_model("resnet18", attention="cbma")
+    with pytest.raises(ConfigError, match="without attention"):
+        create_model("resnet18", attention_kwargs=attention_kwargs)
 
 
 @pytest.mark.parametrize("name", ["resnet18_cbam", "resnet18_se"])

@@ -1,9 +1,10 @@
-"""What the attention modules do to a face: CBAM spatial maps, channel weights, the STN warp.
+"""What the attention modules do to a face: spatial maps, channel weights, the STN warp.
 
-CBAM's spatial map of each block (``[B, 1, h, w]`` on that block's feature map, in (0, 1)) is
-upsampled bilinearly onto the input face; channel weights (CBAM or squeeze-and-excitation,
-``[B, C]``) are reported as they are. A spatial transformer's output is the input the rest of the
-network actually sees.
+Every attention module declares the kind of each map it applies (``AttentionModule.map_kinds``):
+spatial maps (``[B, 1, h, w]`` on that block's feature map, in (0, 1), e.g. CBAM's) are upsampled
+bilinearly onto the input face; channel weights (``[B, C]``, e.g. CBAM's or
+squeeze-and-excitation's) are reported as they are. A spatial transformer's output is the input
+the rest of the network actually sees.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ModelError
-from ..models.attention import SpatialTransformer
-
-SPATIAL_SUFFIX = ".spatial"
-CHANNEL_SUFFIX = ".channel"
+from ..models.attention import CHANNEL, SPATIAL, SpatialTransformer, attention_modules, map_key
 
 
 @dataclass(frozen=True)
@@ -41,29 +39,30 @@ class StnWarp:
     theta: Tensor
 
 
-def _block_name(key: str, suffix: str) -> str:
-    return key[: -len(suffix)] if key.endswith(suffix) else key
-
-
 @torch.inference_mode()
 def attention_maps(model: nn.Module, x: Tensor, upsample: bool = True) -> AttentionMaps:
-    """CBAM spatial maps and CBAM/SE channel weights of the normalised faces ``x``.
+    """Spatial maps and channel weights of the attention modules, on the normalised faces ``x``.
 
+    Maps are filed by the kind their module declares, under the module's name.
     ``upsample``: spatial maps bilinearly resized to the input's ``H x W`` (values stay in
     (0, 1)); otherwise at each block's feature-map size. ModelError when the model has none.
     """
     found = model.attention_maps(x) if hasattr(model, "attention_maps") else {}
     spatial, channel = {}, {}
-    for key, value in found.items():
-        if key.endswith(SPATIAL_SUFFIX) and value.ndim == 4:
-            if upsample:
-                value = F.interpolate(value, x.shape[-2:], mode="bilinear", align_corners=False)
-            spatial[_block_name(key, SPATIAL_SUFFIX)] = value[:, 0].cpu()
-        elif value.ndim == 2:
-            channel[_block_name(key, CHANNEL_SUFFIX)] = value.cpu()
+    for name, module in attention_modules(model):
+        for map_name, kind in module.map_kinds.items():
+            value = found.get(map_key(name, map_name))
+            if value is None:
+                continue
+            if kind == SPATIAL:
+                if upsample:
+                    value = F.interpolate(value, x.shape[-2:], mode="bilinear", align_corners=False)
+                spatial[name] = value[:, 0].cpu()
+            elif kind == CHANNEL:
+                channel[name] = value.cpu()
     if not spatial and not channel:
         raise ModelError(
-            f"{type(model).__name__} has no CBAM or squeeze-and-excitation attention; "
+            f"{type(model).__name__} has no spatial or channel attention; "
             "explain it with occlusion or gradcam"
         )
     return AttentionMaps(spatial, channel)

@@ -1,4 +1,4 @@
-"""ResNets (He et al.) with optional SE or CBAM in every residual block (paper 002).
+"""ResNets (He et al.) with optional attention in every residual block (paper 002).
 
 Layer names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ...) except that the
 final linear layer is ``classifier`` (torchvision: ``fc``). Three stems:
@@ -9,20 +9,26 @@ final linear layer is ``classifier`` (torchvision: ``fc``). Three stems:
 
 ``width`` sets the channels of the stem and first stage (64 in He et al.), doubled at each later
 stage: ``resnet18_cbam(width=24)`` is a 1.6 M-parameter ResNet18 (the shipped ``fast`` model).
+
+``attention`` names a module of :func:`~attnfer.models.attention.create_attention` (``"se"``,
+``"cbam"``, ...), built as ``create_attention(attention, channels, **attention_kwargs)`` on the
+residual branch of every block of stages ``attention_from`` to 4: ``resnet18(attention="cbam")``
+is ``resnet18_cbam()``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import CBAM, SqueezeExcite, collect_attention_maps
+from .attention import collect_attention_maps, create_attention
 from .registry import register_model
 
-AttentionFactory = Callable[[int], nn.Module]
+BlockAttention = Callable[[int], nn.Module]  # channels -> the module on a residual branch
 STEMS = ("imagenet", "cifar", "cifar_s2")
 
 
@@ -45,7 +51,7 @@ class BasicBlock(nn.Module):
         planes: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        attention: AttentionFactory | None = None,
+        attention: BlockAttention | None = None,
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -73,7 +79,7 @@ class Bottleneck(nn.Module):
         planes: int,
         stride: int = 1,
         downsample: nn.Module | None = None,
-        attention: AttentionFactory | None = None,
+        attention: BlockAttention | None = None,
     ) -> None:
         super().__init__()
         width = planes * self.expansion
@@ -98,7 +104,9 @@ class ResNet(nn.Module):
     """Stem, four stages of ``block``, global average pooling and a linear ``classifier``.
 
     ``num_classes=0`` leaves ``classifier`` as ``nn.Identity`` (a feature extractor, as FAN uses);
-    ``width`` is the channel count of the stem and ``layer1``, doubled by each later stage.
+    ``width`` is the channel count of the stem and ``layer1``, doubled by each later stage;
+    ``attention`` (a :func:`create_attention` name, with ``attention_kwargs``) sits in every block
+    of stages ``attention_from`` to 4.
     """
 
     def __init__(
@@ -108,7 +116,8 @@ class ResNet(nn.Module):
         num_classes: int = 7,
         in_chans: int = 1,
         stem: str = "cifar_s2",
-        attention: AttentionFactory | None = None,
+        attention: str | None = None,
+        attention_kwargs: dict[str, Any] | None = None,
         width: int = 64,
         attention_from: int = 1,
     ) -> None:
@@ -119,6 +128,8 @@ class ResNet(nn.Module):
             raise ConfigError(f"ResNet width must be a positive integer, got {width!r}")
         if attention_from not in (1, 2, 3, 4, 5):
             raise ConfigError(f"attention_from must be 1 to 4 (5: none), got {attention_from!r}")
+        if attention_kwargs and not attention:
+            raise ConfigError(f"attention_kwargs {attention_kwargs!r} given without attention")
         self.inplanes = width
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False)
@@ -128,7 +139,10 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        at = [attention if stage >= attention_from else None for stage in (1, 2, 3, 4)]
+        factory = (
+            partial(create_attention, attention, **(attention_kwargs or {})) if attention else None
+        )
+        at = [factory if stage >= attention_from else None for stage in (1, 2, 3, 4)]
         self.layer1 = self._make_layer(block, width, layers[0], 1, at[0])
         self.layer2 = self._make_layer(block, 2 * width, layers[1], 2, at[1])
         self.layer3 = self._make_layer(block, 4 * width, layers[2], 2, at[2])
@@ -152,7 +166,7 @@ class ResNet(nn.Module):
         planes: int,
         blocks: int,
         stride: int,
-        attention: AttentionFactory | None,
+        attention: BlockAttention | None,
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
@@ -193,12 +207,17 @@ def _resnet(
     in_chans: int,
     input_size: tuple[int, int],
     stem: str | None,
-    attention: AttentionFactory | None = None,
+    attention: str | None = None,
+    attention_kwargs: dict[str, Any] | None = None,
     width: int = 64,
     attention_from: int = 1,
 ) -> ResNet:
+    """:class:`ResNet` with ``stem`` defaulting to :func:`default_stem` of ``input_size``."""
     stem = stem or default_stem(input_size)
-    return ResNet(block, layers, num_classes, in_chans, stem, attention, width, attention_from)
+    return ResNet(
+        block, layers, num_classes, in_chans, stem, attention, attention_kwargs, width,
+        attention_from,
+    )  # fmt: skip
 
 
 @register_model(input_size=(1, 48, 48), paper="002 baseline: ResNet18")
@@ -208,9 +227,17 @@ def resnet18(
     input_size: tuple[int, int] = (48, 48),
     stem: str | None = None,
     width: int = 64,
+    attention: str | None = None,
+    attention_kwargs: dict[str, Any] | None = None,
+    attention_from: int = 1,
 ) -> ResNet:
-    """ResNet18; ``stem`` defaults to :func:`default_stem` of ``input_size``."""
-    return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, width=width)
+    """ResNet18; ``stem`` defaults to :func:`default_stem` of ``input_size``; ``attention`` (a
+    :func:`create_attention` name, with ``attention_kwargs``) in the residual blocks of stages
+    ``attention_from`` to 4 (1: every block)."""
+    return _resnet(
+        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention,
+        attention_kwargs, width, attention_from,
+    )  # fmt: skip
 
 
 @register_model(input_size=(1, 48, 48), paper="002 ablation: ResNet18 + SE")
@@ -225,11 +252,8 @@ def resnet18_se(
 ) -> ResNet:
     """ResNet18 with squeeze-and-excitation in the residual blocks of stages ``attention_from``
     to 4 (1: every block)."""
-    attention = partial(SqueezeExcite, reduction=reduction)
-    return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width,
-        attention_from,
-    )  # fmt: skip
+    se = {"reduction": reduction}
+    return resnet18(num_classes, in_chans, input_size, stem, width, "se", se, attention_from)
 
 
 @register_model(input_size=(1, 48, 48), paper="002: ResNet18 + CBAM (7x7)")
@@ -245,11 +269,8 @@ def resnet18_cbam(
 ) -> ResNet:
     """Paper 002's model: ResNet18 with CBAM (7x7 spatial kernel) in every residual block, or in
     those of stages ``attention_from`` to 4 (cheaper: the early stages have the largest maps)."""
-    attention = partial(CBAM, reduction=reduction, spatial_kernel=spatial_kernel)
-    return _resnet(
-        BasicBlock, (2, 2, 2, 2), num_classes, in_chans, input_size, stem, attention, width,
-        attention_from,
-    )  # fmt: skip
+    cbam = {"reduction": reduction, "spatial_kernel": spatial_kernel}
+    return resnet18(num_classes, in_chans, input_size, stem, width, "cbam", cbam, attention_from)
 
 
 @register_model(input_size=(1, 48, 48), paper="ablation: ResNet34")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .attention import CBAM, collect_attention_maps
+from .attention import collect_attention_maps, create_attention
 from .registry import register_model
 
 # Output channels of VGG16's 13 conv layers; "M" is a 2x2 max-pool.
@@ -139,5 +139,5 @@ def vgg16_cbam(
     spatial_kernel: int = 3,
 ) -> VGG:
     """Paper 000's model: VGG16 conv base -> CBAM (r=8, 3x3) -> GAP -> FC head (~66K for CBAM)."""
-    cbam = CBAM(512, reduction=reduction, spatial_kernel=spatial_kernel)
+    cbam = create_attention("cbam", 512, reduction=reduction, spatial_kernel=spatial_kernel)
     return _vgg16(num_classes, in_chans, input_size, "gap", cbam, batch_norm)

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
+from .base import CHANNEL, AttentionModule
+from .create import register_attention
 
-class ChannelAttention(nn.Module):
+
+@register_attention("channel")
+class ChannelAttention(AttentionModule):
     """Reweights channels with a shared MLP ``C -> C/r -> C`` over average- and max-pooled maps.
 
     ``forward(x, return_map=True)`` returns ``(out, weights)`` with ``weights`` of shape
     ``[B, C]`` in (0, 1); ``out = x * weights``.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"": CHANNEL}
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()

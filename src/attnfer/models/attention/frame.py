@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError
+from .base import FRAME, AttentionModule
 
 FRAME_ATTENTION_MODES = ("self", "relation")
 
 
-class FrameAttention(nn.Module):
+class FrameAttention(AttentionModule):
     """Pools per-frame features ``f_i`` (``[B, K, D]``) into one clip feature.
 
     Self-attention: ``a_i = sigmoid(f_i . q0)``, ``f_v = sum a_i f_i / sum a_i``.
@@ -21,6 +24,8 @@ class FrameAttention(nn.Module):
     ``maps["beta"]`` (relation only) and ``maps["weights"]``, the normalised per-frame weights
     (``[B, K]``, summing to 1) with which the clip feature averages the frames.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"alpha": FRAME, "beta": FRAME, "weights": FRAME}
 
     def __init__(self, dim: int, mode: str = "relation") -> None:
         super().__init__()

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
+from .base import CHANNEL, AttentionModule
+from .create import register_attention
 
-class SqueezeExcite(nn.Module):
+
+@register_attention("se")
+class SqueezeExcite(AttentionModule):
     """``out = x * sigmoid(FC(ReLU(FC(avgpool(x)))))`` with a ``C -> C/r -> C`` bottleneck.
 
     ``forward(x, return_map=True)`` returns ``(out, weights)`` with ``weights`` of shape ``[B, C]``.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"": CHANNEL}
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()

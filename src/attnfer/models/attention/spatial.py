@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
 from ...errors import ConfigError
+from .base import SPATIAL, AttentionModule
 
 
-class SpatialAttention(nn.Module):
+class SpatialAttention(AttentionModule):
     """Reweights positions with a ``k x k`` convolution over the channel mean and max.
 
     ``forward(x, return_map=True)`` returns ``(out, map)`` with ``map`` of shape ``[B, 1, H, W]``
     (the feature map's size) in (0, 1); ``out = x * map``.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"": SPATIAL}
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()

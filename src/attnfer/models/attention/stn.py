@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .base import TRANSFORM, AttentionModule
 
-class SpatialTransformer(nn.Module):
+
+class SpatialTransformer(AttentionModule):
     """Warps its input with an affine transform regressed from the input itself.
 
     Localisation net as in Deep-Emotion (paper 001): two convolutions (8 filters 7x7, 10 filters
@@ -17,6 +21,8 @@ class SpatialTransformer(nn.Module):
     ``forward(x, return_map=True)`` returns ``(warped, theta)`` with ``theta`` of shape
     ``[B, 2, 3]``.
     """
+
+    map_kinds: ClassVar[dict[str, str]] = {"": TRANSFORM}
 
     def __init__(
         self, in_chans: int = 1, input_size: tuple[int, int] = (48, 48), hidden: int = 32

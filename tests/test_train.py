@@ -527,13 +527,8 @@ def test_resumed_ema_run_keeps_its_average(fer_subset, tmp_path):
     assert not torch.allclose(before[key], before[key.replace("ema.", "model.", 1)], atol=1e-3)
 
 
-@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no")  # no val here
-def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
-    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
-    data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
-    augment = Augment(flip=0, shift=0.2, rotation=30.0, zoom=0, brightness=0, contrast=0,
-                      erasing=0, final_scale=0.0)  # fmt: skip
-    dm = FaceDataModule(data, None, Preprocess(), augment, batch_size=8, channels_last=False)
+def _training_batches(dm: FaceDataModule, tmp_path, epochs: int = 3) -> list[torch.Tensor]:
+    """The input batches a probe model is given over ``epochs`` epochs of ``dm`` (one each)."""
     seen = []
 
     class Probe(L.LightningModule):
@@ -548,11 +543,22 @@ def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         default_root_dir=tmp_path)  # fmt: skip
     with quiet_lightning():
         trainer.fit(Probe(), datamodule=dm)
+    return seen
+
+
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no")  # no val here
+def test_augmentation_weakens_epoch_by_epoch_to_its_final_scale(tmp_path):
+    face = np.random.default_rng(0).integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
+    augment = Augment(flip=0, shift=0.2, rotation=30.0, zoom=0, brightness=0, contrast=0,
+                      erasing=0, final_scale=0.0)  # fmt: skip
+    dm = FaceDataModule(data, None, Preprocess(), augment, batch_size=8, channels_last=False)
+    seen = _training_batches(dm, tmp_path)
     clean = Preprocess()(torch.from_numpy(data.images))
     assert len(seen) == 3
     assert (seen[0] - clean).abs().mean() > 0.05  # full strength in the first epoch
@@ -638,23 +644,4 @@ def test_progressive_resizing_trains_small_first_and_at_full_size_last(tmp_path)
     data = FaceDataset(np.repeat(face, 8, 0), np.zeros(8), CANONICAL[:7])
     dm = FaceDataModule(data, None, Preprocess(), None, batch_size=8, channels_last=False,
                         start_size=32)  # fmt: skip
-    seen = []
-
-    class Probe(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def training_step(self, batch, batch_idx):
-            seen.append(batch[0].shape[-1])
-            return (self.w - batch[0].mean()) ** 2
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path)  # fmt: skip
-    with quiet_lightning():
-        trainer.fit(Probe(), datamodule=dm)
-    assert seen == [32, 40, 48]
+    assert [x.shape[-1] for x in _training_batches(dm, tmp_path)] == [32, 40, 48]

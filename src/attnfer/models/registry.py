@@ -60,16 +60,19 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 
+def unknown_name(kind: str, name: str, names: list[str]) -> ModelError:
+    """The error for an unknown ``kind`` name: close matches first, then every name."""
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ModelError(f"unknown {kind} {name!r}{hint}; available: {', '.join(names)}")
+
+
 def model_info(name: str) -> ModelInfo:
     """Metadata of model ``name``; :class:`ModelError` naming close matches when unknown."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ModelError(
-            f"unknown model {name!r}{hint}; available: {', '.join(list_models())}"
-        ) from None
+        raise unknown_name("model", name, list_models()) from None
 
 
 def create_model(

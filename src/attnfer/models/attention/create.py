@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...errors import ModelError
+from ..registry import unknown_name
 from .base import AttentionModule
 
 AttentionFactory = Callable[..., AttentionModule]
@@ -44,9 +43,5 @@ def create_attention(name: str, channels: int, **kwargs: Any) -> AttentionModule
     try:
         factory = _ATTENTION[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _ATTENTION, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ModelError(
-            f"unknown attention {name!r}{hint}; available: {', '.join(list_attention())}"
-        ) from None
+        raise unknown_name("attention", name, list_attention()) from None
     return factory(channels, **kwargs)

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pretrained",),
     ("export",),
     ("recognize", "train"),
-    ("explain", "photos", "serve", "video"),
+    ("explain", "photos", "scale", "serve", "video"),
     ("annotate",),
     ("cli",),
     ("__main__",),

@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Files: writing them so that a crash never leaves a half-written one behind, and which names
+are images."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+# The files a folder gives `attnfer predict` and `attnfer.scale.predict_bag`, by suffix.
+IMAGE_SUFFIXES = frozenset(
+    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
+)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError
+from .files import IMAGE_SUFFIXES
 from .recognize import Recognizer
 
 if TYPE_CHECKING:
@@ -32,11 +33,6 @@ if TYPE_CHECKING:
 
 Source = str | os.PathLike
 PARTITION_SIZE = 64  # images per partition: each partition loads the model once
-
-# The files a folder or pattern gives: the suffixes `attnfer predict` takes from a folder.
-IMAGE_SUFFIXES = frozenset(
-    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
-)
 
 
 def _is_uri(text: str) -> bool:

@@ -21,10 +21,7 @@ from rich.progress import (
 )
 
 from ..errors import ConfigError
-
-IMAGE_SUFFIXES = frozenset(
-    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
-)
+from ..files import IMAGE_SUFFIXES
 
 # soft_wrap: long lines (file paths) are never broken by inserted newlines.
 console = Console(soft_wrap=True)

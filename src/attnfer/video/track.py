@@ -14,11 +14,10 @@ visible track by its velocity and refines the position by template matching in a
 window (normalised cross-correlation on a downscaled gray frame), so a face is followed without
 running the detector.
 
-Why our own and not a tracking library: on the crossing-faces clip of ``tests/test_tracking.py``
-it keeps one id per person with no ID switch at detection every 1 to 5 frames; it follows faces
-between detections by their pixels, where the SORT family (``trackers``, ``supervision``,
-``norfair``) predicts boxes from motion alone; and it adds no dependency. No library has been
-measured on the clip. At detection every 10 frames two faces crossing swap ids for a few frames.
+Why our own and not a tracking library: it follows faces between detections by their pixels,
+where the SORT family (``trackers``, ``norfair``) predicts boxes from motion alone, and it adds
+no dependency; measured against them on the crossing-faces clip of ``tests/test_tracking.py``
+(``benchmarks/tracking.py``, ``docs/video.md``), none keeps identities better.
 """
 
 from __future__ import annotations

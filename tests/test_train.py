@@ -28,7 +28,8 @@ from attnfer.data.transforms import Augment, Preprocess
 from attnfer.errors import ConfigError, ModelError
 from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
-from attnfer.train.config import load_recipe
+from attnfer.train.choices import OPTIMIZERS, SCHEDULES, SPLITS
+from attnfer.train.config import OptimizerConfig, ScheduleConfig, load_recipe
 from attnfer.train.datamodule import FaceDataModule, progressive_size
 from attnfer.train.distill import distill_dataset
 from attnfer.train.evaluate import evaluate_model, predict_proba
@@ -645,3 +646,25 @@ def test_progressive_resizing_trains_small_first_and_at_full_size_last(tmp_path)
     dm = FaceDataModule(data, None, Preprocess(), None, batch_size=8, channels_last=False,
                         start_size=32)  # fmt: skip
     assert [x.shape[-1] for x in _training_batches(dm, tmp_path)] == [32, 40, 48]
+
+
+def test_every_optimizer_and_schedule_of_the_tables_builds_and_steps() -> None:
+    model = torch.nn.Linear(2, 2)
+    for opt_name, build_optimizer in OPTIMIZERS.items():
+        optimizer = build_optimizer([{"params": list(model.parameters())}], OptimizerConfig(lr=0.1))
+        assert optimizer.param_groups[0]["lr"] == 0.1, opt_name
+    for name, build in SCHEDULES.items():
+        optimizer = OPTIMIZERS["sgd"]([{"params": list(model.parameters())}], OptimizerConfig())
+        settings = ScheduleConfig(name=name, warmup_epochs=1, step_size=1, patience=1)
+        config = build(optimizer, settings, 10, 2)
+        if name == "none":
+            assert config is None
+            continue
+        scheduler = config["scheduler"]
+        lrs = []
+        for _ in range(6):
+            optimizer.step()
+            scheduler.step(0.5) if name == "plateau" else scheduler.step()
+            lrs.append(optimizer.param_groups[0]["lr"])
+        assert lrs[-1] < 0.1, name  # every schedule lowers the rate from its peak by step 6
+    assert set(SPLITS) == {"official", "stratified", "subject", "jaffe_deep_emotion"}

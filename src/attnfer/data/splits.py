@@ -147,3 +147,21 @@ def subject_kfold_split(
 def deep_emotion_jaffe_split(data: FaceDataset, seed: int = 0) -> FaceDataset:
     """``data`` (JAFFE) with Deep-Emotion's 120 / 23 / 70 train / val / test split."""
     return with_splits(data, deep_emotion_jaffe_indices(data.labels, seed))
+
+
+def subject_fraction_splits(
+    data: FaceDataset, fractions: Sequence[float], seed: int
+) -> dict[str, np.ndarray]:
+    """Train/val/test by fractions with no subject on two sides: whole folds of a 10-fold split."""
+    folds = subject_folds(data.subjects, 10, seed) if data.subjects is not None else None
+    if folds is None:
+        raise ConfigError(f"{data.name}: a subject split needs subject ids")
+    counts = np.round(np.asarray(fractions, dtype=float) / sum(fractions) * 10).astype(int)
+    counts[0] = 10 - counts[1:].sum()
+    names = ("train", "val", "test")[: len(counts)]
+    bounds = np.cumsum(counts)
+    return {
+        name: np.sort(np.concatenate(folds[bounds[i] - counts[i] : bounds[i]]))
+        for i, name in enumerate(names)
+        if counts[i] > 0
+    }

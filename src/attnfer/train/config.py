@@ -17,6 +17,7 @@ import yaml
 
 from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError
+from .choices import OPTIMIZERS, SCHEDULES, SPLITS
 
 
 @dataclass
@@ -164,9 +165,9 @@ _SECTIONS = {
     "trainer": TrainerConfig,
 }
 _CHOICES = {
-    ("data", "split"): {"official", "stratified", "subject", "jaffe_deep_emotion"},
-    ("optimizer", "name"): {"sgd", "adam", "adamw"},
-    ("schedule", "name"): {"none", "cosine", "step", "plateau"},
+    ("data", "split"): set(SPLITS),
+    ("optimizer", "name"): set(OPTIMIZERS),
+    ("schedule", "name"): set(SCHEDULES),
     ("loss", "feature_loss"): {None, "center", "island"},
     ("model", "weights_mode"): {"transfer_learning", "continue_training"},
     ("trainer", "precision"): {"auto", "32-true", "bf16-mixed", "16-mixed"},

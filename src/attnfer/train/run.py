@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -23,17 +22,14 @@ from lightning.pytorch.loggers import CSVLogger
 from ..data.dataset import FaceDataset
 from ..data.readers import load_dataset
 from ..data.splits import (
-    deep_emotion_jaffe_split,
-    stratified_split,
-    subject_folds,
     subject_kfold_split,
-    with_splits,
 )
 from ..errors import ConfigError
 from ..models import load_weights
 from ..precision import bf16_is_fast
 from ..pretrained import resolve, save_pretrained
 from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
+from .choices import SPLITS
 from .config import Recipe
 from .datamodule import FaceDataModule
 from .evaluate import evaluate_model, report_stem, write_report
@@ -68,36 +64,13 @@ def prepare_data(recipe: Recipe) -> FaceDataset:
     """Load the recipe's data and give it train/val/test splits by ``data.split``."""
     cfg, seed = recipe.data, recipe.trainer.seed
     data = load_dataset(cfg.source, format=cfg.format, max_bad_samples=cfg.max_bad_samples)
-    if cfg.split == "stratified":
-        data = stratified_split(data, cfg.fractions or (0.8, 0.1, 0.1), seed=seed)
-    elif cfg.split == "subject":
-        data = with_splits(
-            data, subject_fraction_splits(data, cfg.fractions or (0.8, 0.1, 0.1), seed)
-        )
-    elif cfg.split == "jaffe_deep_emotion":
-        data = deep_emotion_jaffe_split(data, seed=seed)
+    data = SPLITS[cfg.split](data, cfg.fractions, seed)
     if cfg.train_split not in data.splits:
         raise ConfigError(
             f"{recipe.path}: data {cfg.source} has no split {cfg.train_split!r} "
             f"(splits: {', '.join(data.splits) or 'none'}); set data.split to make them"
         )
     return data
-
-
-def subject_fraction_splits(data: FaceDataset, fractions, seed: int) -> dict:
-    """Train/val/test by fractions with no subject on two sides: whole folds of a 10-fold split."""
-    folds = subject_folds(data.subjects, 10, seed) if data.subjects is not None else None
-    if folds is None:
-        raise ConfigError(f"{data.name}: a subject split needs subject ids")
-    counts = np.round(np.asarray(fractions, dtype=float) / sum(fractions) * 10).astype(int)
-    counts[0] = 10 - counts[1:].sum()
-    names = ("train", "val", "test")[: len(counts)]
-    bounds = np.cumsum(counts)
-    return {
-        name: np.sort(np.concatenate(folds[bounds[i] - counts[i] : bounds[i]]))
-        for i, name in enumerate(names)
-        if counts[i] > 0
-    }
 
 
 def prepare_cv_folds(recipe: Recipe, k: int, inner_val: bool = False):

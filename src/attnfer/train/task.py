@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import math
 from collections import deque
-from functools import partial
 
 import lightning as L
 import torch
@@ -14,6 +12,7 @@ from torch import nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
 
 from ..models import create_model
+from .choices import OPTIMIZERS, SCHEDULES
 from .config import Recipe
 from .losses import CenterLoss, CrossEntropy, IslandLoss, WeightNormPenalty
 from .memory_format import channels_last_is_safe
@@ -134,48 +133,12 @@ class FERTask(L.LightningModule):
             groups.append(
                 {"params": centres, "lr": self.recipe.loss.center_lr, "weight_decay": 0.0}
             )
-        if opt_cfg.name == "sgd":
-            optimizer = torch.optim.SGD(
-                groups,
-                lr=opt_cfg.lr,
-                momentum=opt_cfg.momentum,
-                weight_decay=opt_cfg.weight_decay,
-                nesterov=opt_cfg.nesterov and opt_cfg.momentum > 0,
-            )
-        else:
-            cls = torch.optim.Adam if opt_cfg.name == "adam" else torch.optim.AdamW
-            optimizer = cls(groups, lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
-        epochs = self.recipe.total_epochs
-        if sched_cfg.name == "none" or self.recipe.stages:
+        optimizer = OPTIMIZERS[opt_cfg.name](groups, opt_cfg)
+        if self.recipe.stages:
             return optimizer
-        if sched_cfg.name == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=1 / sched_cfg.divisor, patience=sched_cfg.patience
-            )
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"},
-            }
-        if sched_cfg.name == "step":
-            scheduler = torch.optim.lr_scheduler.StepLR(
-                optimizer, step_size=sched_cfg.step_size, gamma=sched_cfg.gamma
-            )
-        else:
-            steps = max(int(self.trainer.estimated_stepping_batches), 1)
-            warmup = int(steps * sched_cfg.warmup_epochs / max(epochs, 1))
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, partial(warmup_cosine, warmup=warmup, total=steps)
-            )
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-            }
+        steps = max(int(self.trainer.estimated_stepping_batches), 1)
+        epochs = self.recipe.total_epochs
+        scheduler = SCHEDULES[sched_cfg.name](optimizer, sched_cfg, steps, epochs)
+        if scheduler is None:
+            return optimizer
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-
-def warmup_cosine(step: int, warmup: int, total: int, floor: float = 1e-3) -> float:
-    """Learning-rate factor: linear warm-up for ``warmup`` steps, then cosine decay to ``floor``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -38,14 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.splits import stratified_indices
+from ..data.splits import stratified_indices, subject_fraction_splits
 from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError, DataError
 from ..models import load_weights
 from ..pretrained import resolve
 from ..train.config import Recipe, read_recipe_file, recipe_from_dict
 from ..train.evaluate import report_over_known_classes, write_report
-from ..train.run import RunResult, run_trainer, save_run, subject_fraction_splits
+from ..train.run import RunResult, run_trainer, save_run
 from ..train.task import FERTask
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
 from .clips import ClipDataset, load_clips, segment_indices

@@ -24,28 +24,29 @@ from typer.testing import CliRunner
 pytest.importorskip("av")
 
 from attnfer.cli.video import video_app
+from attnfer.data.clips import ClipDataset, clip_splits, load_ckplus_sequences, segment_indices
 from attnfer.data.labels import BASIC7
 from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, DataError
 from attnfer.models import create_model
 from attnfer.pretrained import load_pretrained, save_pretrained
 from attnfer.recognize import Recognizer
-from attnfer.video import (
-    ClipDataset,
-    VideoReader,
-    VideoWriter,
+from attnfer.train.aggregate import (
+    AGGREGATIONS,
+    clip_probabilities,
     decision_level,
-    find_beeps,
     frame_groups,
     group_clips,
+)
+from attnfer.video import (
+    VideoReader,
+    VideoWriter,
+    find_beeps,
     iter_video,
-    load_ckplus_sequences,
     load_video_clips,
     read_marks_table,
     reduce_frames,
-    segment_indices,
 )
-from attnfer.video.aggregate import AGGREGATIONS, clip_probabilities
 from attnfer.video.beeps import beep_events
 from attnfer.video.marks import read_clip_marks
 from attnfer.video.stream import Smoother, csv_header
@@ -452,7 +453,7 @@ def test_video_clip_folder_caches_face_crops(recording, tmp_path, monkeypatch) -
 
 @pytest.mark.slow
 def test_fan_trains_on_ckplus_sequences(ckplus_clips, tmp_path) -> None:
-    from attnfer.video.train_clips import clip_recipe_from_dict, fit_clips, make_splits
+    from attnfer.train.clips import clip_recipe_from_dict, fit_clips
 
     raw = {
         "name": "fan_ckplus_test",
@@ -465,7 +466,7 @@ def test_fan_trains_on_ckplus_sequences(ckplus_clips, tmp_path) -> None:
         "clips": {"frames": 3},
     }
     cr = clip_recipe_from_dict(raw)
-    full = make_splits(ckplus_clips, "subject", [0.7, 0.1, 0.2], seed=0)
+    full = clip_splits(ckplus_clips, "subject", [0.7, 0.1, 0.2], seed=0)
     parts = {"train": full.splits["train"][:32], "val": full.splits["val"][:8]}
     parts["test"] = full.splits["test"][:32]
     subset = full.subset(np.concatenate(list(parts.values())), "ckplus_sequences")
@@ -474,7 +475,7 @@ def test_fan_trains_on_ckplus_sequences(ckplus_clips, tmp_path) -> None:
     train_subjects = set(subset.split("train").subjects)
     assert not train_subjects & set(subset.split("test").subjects), "subject-independent"
 
-    result = fit_clips(cr, tmp_path / "run", data=subset, progress=False)
+    result = fit_clips(cr, tmp_path / "run", subset, progress=False)
     report = result.test_report
     assert report is not None and report["samples"] == 32
     assert 0.0 <= report["accuracy"] <= 1.0
@@ -485,7 +486,7 @@ def test_fan_trains_on_ckplus_sequences(ckplus_clips, tmp_path) -> None:
 
 
 def test_frame_wise_model_trains_on_clips(ckplus_clips, tmp_path) -> None:
-    from attnfer.video.train_clips import clip_recipe_from_dict, fit_clips
+    from attnfer.train.clips import clip_recipe_from_dict, fit_clips
 
     raw = {
         "data": {"source": str(CKPLUS), "split": "stratified"},
@@ -497,7 +498,7 @@ def test_frame_wise_model_trains_on_clips(ckplus_clips, tmp_path) -> None:
     cr = clip_recipe_from_dict(raw, "deep_emotion_clips")
     data = ckplus_clips.subset(np.arange(0, 327, 3), "ckplus_sequences")
     data.splits = {"train": np.arange(0, 80), "val": np.arange(80, 95), "test": np.arange(95, 109)}
-    result = fit_clips(cr, tmp_path / "run", data=data, progress=False)
+    result = fit_clips(cr, tmp_path / "run", data, progress=False)
     assert result.test_report["aggregation"] == "decision" and result.test_report["samples"] == 14
 
     args = ["video", "evaluate-clips", str(tmp_path / "run"), "--data", str(CKPLUS)]
@@ -507,12 +508,12 @@ def test_frame_wise_model_trains_on_clips(ckplus_clips, tmp_path) -> None:
 
 
 def test_clip_recipe_errors() -> None:
-    from attnfer.video.train_clips import clip_recipe_from_dict
+    from attnfer.train.clips import clip_recipe_from_dict
 
     base = {"data": {"source": "x"}, "model": {"name": "fan_resnet18"}}
     with pytest.raises(ConfigError, match="unknown key"):
         clip_recipe_from_dict({**base, "clips": {"segments": 3}})
-    with pytest.raises(ConfigError, match=r"clips\.frames"):
+    with pytest.raises(ConfigError, match="clips: frames must be a whole number"):
         clip_recipe_from_dict({**base, "clips": {"frames": 0}})
     with pytest.raises(ConfigError, match="aggregation"):
         clip_recipe_from_dict({**base, "clips": {"aggregation": "max"}})
@@ -520,7 +521,7 @@ def test_clip_recipe_errors() -> None:
 
 @pytest.mark.parametrize("name", ["fan_emo2018", "deep_emotion_emo2018", "fan_ckplus_sequences"])
 def test_paper004_recipes_parse_as_clip_recipes(name: str) -> None:
-    from attnfer.video.train_clips import load_clip_recipe
+    from attnfer.train.clips import load_clip_recipe
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "paper004" / f"{name}.yaml"
     cr = load_clip_recipe(path, ["clips.frames=5"])
@@ -531,7 +532,7 @@ def test_paper004_recipes_parse_as_clip_recipes(name: str) -> None:
 def test_fan_backbone_starts_from_the_shipped_default() -> None:
     """The FAN recipes name ``default``: its ResNet18 weights fill FAN's frame embedding."""
     from attnfer.pretrained import resolve
-    from attnfer.video.train_clips import load_clip_recipe, make_clip_task
+    from attnfer.train.clips import load_clip_recipe, make_clip_task
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "paper004" / "fan_emo2018.yaml"
     task = make_clip_task(load_clip_recipe(path).recipe, BASIC7)
@@ -548,7 +549,7 @@ def test_fan_backbone_starts_from_the_shipped_default() -> None:
 def test_clip_task_continues_training_only_with_the_same_classes() -> None:
     """``continue_training`` of a frame-wise clip model checks the file's class names."""
     from attnfer.errors import ModelError
-    from attnfer.video.train_clips import load_clip_recipe, make_clip_task
+    from attnfer.train.clips import load_clip_recipe, make_clip_task
 
     path = (
         Path(__file__).resolve().parents[1] / "recipes" / "paper004" / "deep_emotion_emo2018.yaml"

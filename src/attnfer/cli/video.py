@@ -259,10 +259,11 @@ def train_clips(
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last.ckpt.")] = False,
 ) -> None:
     """Train a clip classifier (FAN or a frame-wise model) on a clip data set."""
-    from ..video.train_clips import fit_clips, load_clip_recipe
+    from ..train.clips import fit_clips, load_clip_recipe
+    from ..video.clips import recipe_clips
 
     cr = load_clip_recipe(config, overrides)
-    result = fit_clips(cr, out or Path("runs") / cr.name, resume=resume)
+    result = fit_clips(cr, out or Path("runs") / cr.name, recipe_clips(cr), resume=resume)
     console.print(f"model: {result.model_path}  ({result.seconds / 60:.1f} min)")
     if result.best_val_acc is not None:
         console.print(f"best val accuracy: {100 * result.best_val_acc:.2f}%")

@@ -205,6 +205,15 @@ def _check_types(obj: Any, where: str) -> None:
             raise ConfigError(f"{where}.{f.name}: {value!r} is not one of {choices}")
 
 
+def build_section(cls, values: Any, where: str):
+    """The recipe section ``cls`` (a dataclass) from its mapping ``values``; unknown keys, values
+    of the wrong type, names outside the recipe's choices and the section's own checks (a
+    ValueError from ``__post_init__``) raise a ConfigError that names ``where``."""
+    section = _build(cls, values, where)
+    _check_types(section, where)
+    return section
+
+
 def _parse_value(text: str) -> Any:
     try:
         return yaml.safe_load(text)
@@ -241,8 +250,7 @@ def recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> Recipe:
         if key == "augment" and raw.get(key, {}) is None:
             parts[key] = None
             continue
-        parts[key] = _build(cls, raw.get(key) or {}, f"{where}: {key}")
-        _check_types(parts[key], f"{where}: {key}")
+        parts[key] = build_section(cls, raw.get(key) or {}, f"{where}: {key}")
     if not parts["data"].source:
         raise ConfigError(f"{where}: data.source is required")
     stages = raw.get("stages") or []

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from ..data.clips import clip_splits
 from ..pretrained import load_pretrained
+from ..train.clips import ClipConfig, evaluate_clips
 from .clips import load_clips
-from .train_clips import ClipConfig, evaluate_clips, make_splits
 
 
 def evaluate_clip_model(
@@ -16,9 +17,9 @@ def evaluate_clip_model(
     split: str = "test",
     aggregation: str | None = None,
 ) -> dict:
-    """The report of :func:`~.train_clips.evaluate_clips` (accuracy, per-class scores, confusion
-    matrix; ``data``: the name of the clips evaluated, ``aggregation``: how their frames were
-    combined) of the clip model file ``model`` (run folder or model.safetensors) on split
+    """The report of :func:`attnfer.train.clips.evaluate_clips` (accuracy, per-class scores,
+    confusion matrix; ``data``: the name of the clips evaluated, ``aggregation``: how their frames
+    were combined) of the clip model file ``model`` (run folder or model.safetensors) on split
     ``split`` ('all': every clip) of the clips at ``data`` (a clip folder or CK+ crops).
 
     The clips are read, framed, sampled and cached with the clip settings stored in the model
@@ -37,6 +38,6 @@ def evaluate_clip_model(
     )  # fmt: skip
     if split != "all" and not dataset.splits:
         how = pre.info.get("split") or {"method": "subject", "fractions": None, "seed": 0}
-        dataset = make_splits(dataset, how["method"], how["fractions"], how["seed"])
+        dataset = clip_splits(dataset, how["method"], how["fractions"], how["seed"])
     part = dataset if split == "all" else dataset.split(split)
     return evaluate_clips(pre.model, pre.preprocess, pre.label_names, part, clips)

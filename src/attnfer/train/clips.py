@@ -38,17 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.splits import stratified_indices, subject_fraction_splits
+from ..data.clips import ClipDataset, clip_splits, segment_indices
 from ..data.transforms import Augment, Preprocess
 from ..errors import ConfigError, DataError
 from ..models import load_weights
 from ..pretrained import resolve
-from ..train.config import Recipe, read_recipe_file, recipe_from_dict
-from ..train.evaluate import report_over_known_classes, write_report
-from ..train.run import RunResult, run_trainer, save_run
-from ..train.task import FERTask
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
-from .clips import ClipDataset, load_clips, segment_indices
+from .config import Recipe, build_section, read_recipe_file, recipe_from_dict
+from .evaluate import report_over_known_classes, write_report
+from .run import RunResult, run_trainer, save_run
+from .task import FERTask
 
 FAN_PARTS = ("backbone.", "frame_attention.", "classifier.")
 
@@ -66,6 +65,16 @@ class ClipConfig:
     cache_dir: str | None = None
     subject_pattern: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.aggregation not in (None, *AGGREGATIONS):
+            raise ValueError(
+                f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {self.aggregation!r}"
+            )
+        for name in ("frames", "groups", "max_frames", "every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+
 
 @dataclass
 class ClipRecipe:
@@ -82,29 +91,10 @@ class ClipRecipe:
         return {**self.recipe.to_dict(), "clips": dataclasses.asdict(self.clips)}
 
 
-def clip_config(raw: Any, where: str) -> ClipConfig:
-    """Validate a ``clips`` mapping."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: clips must be a mapping")
-    known = {f.name for f in dataclasses.fields(ClipConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(
-            f"{where}: clips: unknown key(s) {sorted(unknown)}; known: {sorted(known)}"
-        )
-    cfg = ClipConfig(**raw)
-    if cfg.aggregation not in (None, *AGGREGATIONS):
-        raise ConfigError(f"{where}: clips.aggregation must be one of {', '.join(AGGREGATIONS)}")
-    for name in ("frames", "groups", "max_frames", "every"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: clips.{name} must be a whole number >= 1, got {value!r}")
-    return cfg
-
-
 def clip_recipe_from_dict(raw: dict[str, Any], where: str = "recipe") -> ClipRecipe:
+    """Validate a raw mapping into a ClipRecipe (its ``clips`` section checked as every other)."""
     raw = dict(raw)
-    clips = clip_config(raw.pop("clips", None) or {}, where)
+    clips = build_section(ClipConfig, raw.pop("clips", None) or {}, f"{where}: clips")
     return ClipRecipe(recipe_from_dict(raw, where), clips)
 
 
@@ -113,55 +103,16 @@ def load_clip_recipe(path: str | Path, overrides: list[str] | None = None) -> Cl
     return clip_recipe_from_dict(read_recipe_file(path, overrides), str(path))
 
 
-def load_clip_data(cr: ClipRecipe) -> ClipDataset:
-    """The recipe's clips, with frames at the model's input size and colour."""
-    pre, clips = cr.recipe.preprocess, cr.clips
-    return load_clips(
-        cr.recipe.data.source,
-        size=pre.size,
-        channels=pre.channels,
-        detector=clips.detector,
-        every=clips.every,
-        cache_dir=clips.cache_dir,
-        subject_pattern=clips.subject_pattern,
-        max_bad_clips=cr.recipe.data.max_bad_samples,
-    )
-
-
-def make_splits(
-    data: ClipDataset, method: str, fractions: Sequence[float] | None, seed: int
-) -> ClipDataset:
-    """``data`` with train/val/test splits by ``method``: ``official`` (the split folders),
-    ``stratified`` or ``subject`` (seeded, by ``fractions``, default 70/10/20)."""
-    fractions = fractions or (0.7, 0.1, 0.2)
-    if method == "stratified":
-        data.splits = stratified_indices(data.labels, fractions, seed)
-    elif method == "subject":
-        if data.subjects is None:
-            raise ConfigError(f"{data.name}: a subject split needs subject ids (subject_pattern)")
-        data.splits = subject_fraction_splits(data, fractions, seed)  # type: ignore[arg-type]
-    elif method != "official":
-        raise ConfigError(
-            f"split {method!r} does not apply to clips: official, stratified, subject"
-        )
-    return data
-
-
 def with_clip_splits(data: ClipDataset, cr: ClipRecipe) -> ClipDataset:
     """``data`` with the recipe's splits (``data.split``)."""
     cfg = cr.recipe.data
-    data = make_splits(data, cfg.split, cfg.fractions, cr.recipe.trainer.seed)
+    data = clip_splits(data, cfg.split, cfg.fractions, cr.recipe.trainer.seed)
     if cfg.train_split not in data.splits:
         raise ConfigError(
             f"{cr.recipe.path}: clips in {cfg.source} have no split {cfg.train_split!r} "
             f"(splits: {', '.join(data.splits) or 'none'}); set data.split to make them"
         )
     return data
-
-
-def prepare_clips(cr: ClipRecipe) -> ClipDataset:
-    """Load the recipe's clips and split them."""
-    return with_clip_splits(load_clip_data(cr), cr)
 
 
 class SampledClips(Dataset):
@@ -264,18 +215,19 @@ def make_clip_task(recipe: Recipe, label_names: Sequence[str]) -> ClipTask:
 def fit_clips(
     cr: ClipRecipe,
     run_dir: str | Path,
-    data: ClipDataset | None = None,
+    data: ClipDataset,
     resume: bool = False,
     progress: bool = True,
 ) -> RunResult:
-    """Train a clip recipe into ``run_dir`` (checkpoints, model.safetensors, curves, the test
-    report ``eval_test``); ``resume`` continues from ``run_dir/last.ckpt``."""
+    """Train a clip recipe on ``data`` (clips with splits, :func:`with_clip_splits`) into
+    ``run_dir`` (checkpoints, model.safetensors, curves, the test report ``eval_test``);
+    ``resume`` continues from ``run_dir/last.ckpt``. Video clips are read for a recipe by
+    :func:`attnfer.video.clips.recipe_clips`."""
     start = time.time()
     recipe, cfg = cr.recipe, cr.recipe.data
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.json").write_text(json.dumps(cr.to_dict(), indent=2, default=str))
-    data = data if data is not None else prepare_clips(cr)
     train = data.split(cfg.train_split)
     val = data.split(cfg.val_split) if cfg.val_split in data.splits else None
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)

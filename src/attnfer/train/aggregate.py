@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..data.clips import segment_indices
 from ..errors import ConfigError
-from .clips import segment_indices
 
 AGGREGATIONS = ("decision", "mean", "attention")
 GROUPS = 10

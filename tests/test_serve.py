@@ -416,7 +416,7 @@ def test_images_beyond_the_pixel_budget_get_503_after_the_wait(recognizer: Recog
         assert results[1]["error"].startswith("1.jpg: the server is busy decoding")
         again = client.post("/v1/predict/batch", files=photos[:1]).json()["results"]
         assert again[0]["status"] == 200
-        assert app.state.budget.used == 0
+        assert app.state.server.budget.used == 0
 
 
 def test_pixel_budget_serves_in_order_and_gives_up_after_its_wait() -> None:

@@ -25,11 +25,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
@@ -143,95 +143,122 @@ class MarksBody(BaseModel):
     other: bool = False
 
 
-def create_app(
-    store: MarksStore, hints: Hints | None = None, guard: GuardSettings | None = None
-) -> FastAPI:
-    """The labelling app over ``store``; ``hints`` None leaves the model out. ``guard`` (default:
-    loopback hosts, no token) sets the :class:`Guard` in front of it."""
-    app = FastAPI(title="attnfer annotate", docs_url=None, redoc_url=None, openapi_url=None)
-    settings = guard or GuardSettings()
-    app.add_middleware(Guard, settings=dataclasses.replace(settings, max_body_bytes=MAX_BODY_BYTES))
-    recent = RecentClips(store)
-    count = len(store.clips)
+@dataclass
+class Labelling:
+    """What every request shares: the marks store, the recently decoded clips and the hints
+    (None: off)."""
 
-    def clip_index(i: int) -> int:
+    store: MarksStore
+    recent: RecentClips
+    hints: Hints | None
+
+    def clip_index(self, i: int) -> int:
+        """``i``, or a 404 when there is no clip ``i``."""
+        count = len(self.store.clips)
         if not 0 <= i < count:
             raise HTTPException(404, f"no clip {i}: there are {count} clips (0 to {count - 1})")
         return i
 
-    def readable(i: int) -> DecodedClip:
-        decoded = recent.get(clip_index(i))
+    def readable(self, i: int) -> DecodedClip:
+        """Clip ``i`` decoded, or a 422 saying why it cannot be read."""
+        decoded = self.recent.get(self.clip_index(i))
         if decoded.error is not None:
             raise HTTPException(422, decoded.error)
         return decoded
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "annotate.html")
 
-    @app.get("/api/state")
-    def state() -> dict[str, Any]:
-        labelled = store.labelled()
-        start = next((i for i, done in enumerate(labelled) if not done), None)
-        clips = [
-            {"name": c.name, "emotion": c.label, "labelled": done}
-            for c, done in zip(store.clips, labelled, strict=True)
-        ]
-        return {
-            "root": str(store.root),
-            "table": TABLE_NAME,
-            "hints": hints is not None,
-            "clips": clips,
-            "skipped": [dataclasses.asdict(s) for s in store.skipped],
-            "start": start,
-        }
+def _labelling(request: Request) -> Labelling:
+    return request.app.state.labelling
 
-    @app.get("/api/clips/{i}")
-    def clip(i: int) -> dict[str, Any]:
-        decoded = recent.get(clip_index(i))
-        marks = store.saved(i)
-        return {
-            "index": i,
-            "name": store.clips[i].name,
-            "emotion": store.clips[i].label,
-            "frames": len(decoded.frames),
-            "fps": decoded.fps,
-            "marks": None if marks is None else dataclasses.asdict(marks),
-            "error": decoded.error,
-        }
 
-    @app.get("/api/clips/{i}/frames/{n}")
-    def frame(i: int, n: int) -> Response:
-        frames = readable(i).frames
-        if not 0 <= n < len(frames):
-            raise HTTPException(404, f"clip {i} has frames 0 to {len(frames) - 1}, not {n}")
-        return Response(frames[n], media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+LabellingDep = Annotated[Labelling, Depends(_labelling)]
+router = APIRouter()
 
-    @app.get("/api/clips/{i}/hints")
-    def clip_hints(i: int) -> dict[str, Any]:
-        if hints is None:
-            raise HTTPException(404, "the model's hints are off (--no-hints)")
-        try:
-            return {"hints": hints.get(clip_index(i), store.clips[i].path)}
-        except AttnferError as exc:  # an unreadable clip, or a model that does not load
-            raise HTTPException(422, str(exc)) from None
 
-    @app.put("/api/clips/{i}/marks")
-    def save(i: int, body: MarksBody) -> dict[str, Any]:
-        frames = len(readable(i).frames)
-        missing = [name for name in ("start", "end", "peak") if getattr(body, name) is None]
-        if missing:
-            raise HTTPException(
-                422,
-                f"mark the {' and '.join(missing)} first: S marks the start, then the end, "
-                "then the peak frame",
-            )
-        marks = Marks(**body.model_dump())
-        try:
-            store.save(i, marks, frames)
-        except DataError as exc:
-            raise HTTPException(422, str(exc)) from None
-        return {"line": marks.line(), "marks": dataclasses.asdict(marks)}
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC / "annotate.html")
 
+
+@router.get("/api/state")
+def state(lab: LabellingDep) -> dict[str, Any]:
+    labelled = lab.store.labelled()
+    start = next((i for i, done in enumerate(labelled) if not done), None)
+    clips = [
+        {"name": c.name, "emotion": c.label, "labelled": done}
+        for c, done in zip(lab.store.clips, labelled, strict=True)
+    ]
+    return {
+        "root": str(lab.store.root),
+        "table": TABLE_NAME,
+        "hints": lab.hints is not None,
+        "clips": clips,
+        "skipped": [dataclasses.asdict(s) for s in lab.store.skipped],
+        "start": start,
+    }
+
+
+@router.get("/api/clips/{i}")
+def clip(i: int, lab: LabellingDep) -> dict[str, Any]:
+    decoded = lab.recent.get(lab.clip_index(i))
+    marks = lab.store.saved(i)
+    return {
+        "index": i,
+        "name": lab.store.clips[i].name,
+        "emotion": lab.store.clips[i].label,
+        "frames": len(decoded.frames),
+        "fps": decoded.fps,
+        "marks": None if marks is None else dataclasses.asdict(marks),
+        "error": decoded.error,
+    }
+
+
+@router.get("/api/clips/{i}/frames/{n}")
+def frame(i: int, n: int, lab: LabellingDep) -> Response:
+    frames = lab.readable(i).frames
+    if not 0 <= n < len(frames):
+        raise HTTPException(404, f"clip {i} has frames 0 to {len(frames) - 1}, not {n}")
+    return Response(frames[n], media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/clips/{i}/hints")
+def clip_hints(i: int, lab: LabellingDep) -> dict[str, Any]:
+    if lab.hints is None:
+        raise HTTPException(404, "the model's hints are off (--no-hints)")
+    try:
+        return {"hints": lab.hints.get(lab.clip_index(i), lab.store.clips[i].path)}
+    except AttnferError as exc:  # an unreadable clip, or a model that does not load
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.put("/api/clips/{i}/marks")
+def save(i: int, body: MarksBody, lab: LabellingDep) -> dict[str, Any]:
+    frames = len(lab.readable(i).frames)
+    missing = [name for name in ("start", "end", "peak") if getattr(body, name) is None]
+    if missing:
+        raise HTTPException(
+            422,
+            f"mark the {' and '.join(missing)} first: S marks the start, then the end, "
+            "then the peak frame",
+        )
+    marks = Marks(**body.model_dump())
+    try:
+        lab.store.save(i, marks, frames)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"line": marks.line(), "marks": dataclasses.asdict(marks)}
+
+
+def create_app(
+    store: MarksStore, hints: Hints | None = None, guard: GuardSettings | None = None
+) -> FastAPI:
+    """The labelling app over ``store``; ``hints`` None leaves the model out. ``guard`` (default:
+    loopback hosts, no token) sets the :class:`Guard` in front of it. The app's state holds the
+    :class:`Labelling` as ``labelling``."""
+    app = FastAPI(title="attnfer annotate", docs_url=None, redoc_url=None, openapi_url=None)
+    settings = guard or GuardSettings()
+    app.add_middleware(Guard, settings=dataclasses.replace(settings, max_body_bytes=MAX_BODY_BYTES))
+    app.state.labelling = Labelling(store, RecentClips(store), hints)
+    app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

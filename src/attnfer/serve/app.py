@@ -24,16 +24,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
@@ -60,7 +61,10 @@ STATIC = Path(__file__).with_name("static")
 
 
 class FaceOut(BaseModel):
-    """One face in an image."""
+    """One face in an image: the API's schema of :meth:`attnfer.recognize.FaceResult.to_dict`
+    (a key it does not know is refused, so the two cannot drift apart)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     box: tuple[int, int, int, int] = Field(description="x1, y1, x2, y2 in image pixels")
     detected: bool = Field(
@@ -186,6 +190,115 @@ def public_info(info: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Server:
+    """What every request shares: the recognizer behind its micro-batcher, the pixel budget, the
+    per-request limits and the loaded model's description."""
+
+    batcher: MicroBatcher
+    budget: PixelBudget
+    described: ModelOut
+    max_pixels: int
+    max_files: int
+
+    async def decode(self, name: str, data: bytes) -> np.ndarray:
+        """The image as an RGB array, or an HTTPException naming the file and the problem."""
+        try:
+            return await run_in_threadpool(load_image, data, self.max_pixels)
+        except DataError as exc:
+            problem = str(exc).removeprefix(f"{describe(data)}: ")
+            status = 413 if "above the limit" in problem else 422
+            raise HTTPException(status, f"{name}: {problem}") from None
+
+    async def find(self, name: str, data: bytes) -> tuple[int, int, Batched]:
+        """The image's width, height and faces; its decoded pixels are held in the budget from
+        before decoding until the faces are found."""
+        try:
+            async with self.budget.hold(min(header_pixels(data), self.max_pixels)):
+                image = await self.decode(name, data)
+                found = await self.batcher.predict(image)
+                return image.shape[1], image.shape[0], found
+        except Busy as exc:
+            raise HTTPException(503, f"{name}: {exc}", {"Retry-After": "5"}) from None
+
+    async def recognise(self, upload: UploadFile) -> Prediction:
+        """The faces of one upload, timed from its arrival."""
+        start = time.perf_counter()
+        width, height, found = await self.find(*await read_upload(upload))
+        return Prediction(
+            width=width,
+            height=height,
+            faces=[FaceOut(**face.to_dict()) for face in found.faces],
+            batch_size=found.batch_size,
+            time_ms=round(1000 * (time.perf_counter() - start), 1),
+        )
+
+    async def batch_item(self, upload: UploadFile) -> BatchItem:
+        """One file of a batch: its prediction, or the status and message it would get alone."""
+        name = upload.filename
+        try:
+            return BatchItem(filename=name, status=200, prediction=await self.recognise(upload))
+        except HTTPException as exc:
+            return BatchItem(filename=name, status=exc.status_code, error=exc.detail)
+
+
+async def read_upload(upload: UploadFile) -> tuple[str, bytes]:
+    """The upload's name and bytes; 415 for a content type that is not an image."""
+    name = upload.filename or "the upload"
+    if not _is_image_type(upload.content_type):
+        raise HTTPException(
+            415,
+            f"{name}: content type {upload.content_type} is not an image type "
+            "(send image/jpeg, image/png, ... or application/octet-stream)",
+        )
+    return name, await upload.read()
+
+
+def _server(request: Request) -> Server:
+    return request.app.state.server
+
+
+ServerDep = Annotated[Server, Depends(_server)]
+router = APIRouter()
+
+
+@router.post("/v1/predict", responses=ERRORS)
+async def predict(
+    file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP, TIFF...")],
+    server: ServerDep,
+) -> Prediction:
+    """Find the faces in an image and recognise their expressions."""
+    return await server.recognise(file)
+
+
+@router.post("/v1/predict/batch", responses=ERRORS)
+async def predict_batch(
+    files: Annotated[list[UploadFile], File(description="the images, in order")],
+    server: ServerDep,
+) -> BatchPrediction:
+    """The faces of each image; a file that cannot be read gets its error, the others go on."""
+    if len(files) > server.max_files:
+        raise HTTPException(413, f"{len(files)} files, above the limit of {server.max_files}")
+    return BatchPrediction(results=list(await asyncio.gather(*map(server.batch_item, files))))
+
+
+@router.get("/v1/models")
+async def models(server: ServerDep) -> Models:
+    """The loaded model (architecture, labels, input, provenance) and the shipped names."""
+    return Models(loaded=server.described, shipped=list(SHIPPED))
+
+
+@router.get("/healthz")
+async def healthz(server: ServerDep) -> Health:
+    """Liveness: the model is loaded and the server answers."""
+    return Health(status="ok", model=server.described.name)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
 def create_app(
     recognizer: Recognizer | None = None,
     *,
@@ -211,19 +324,23 @@ def create_app(
     batch. ``batch_size``, ``max_wait_ms`` and ``workers`` set the micro-batcher (see
     :mod:`.batching`). ``allowed_hosts``, ``token`` and ``max_in_flight`` go to the :class:`Guard`;
     ``max_pixels_in_flight`` (None: twice ``max_pixels``) bounds the decoded pixels of all
-    requests together (an image waits up to ``queue_wait_s`` for room, then gets a 503).
+    requests together (an image waits up to ``queue_wait_s`` for room, then gets a 503). The
+    app's state holds the :class:`Server` as ``server``.
     """
     if recognizer is None:
         recognizer = Recognizer(model, detector, backend)
-    batcher = MicroBatcher(recognizer, batch_size, max_wait_ms, workers)
-    budget = PixelBudget(max(max_pixels_in_flight or 2 * max_pixels, max_pixels), queue_wait_s)
-    described = _describe_model(model, recognizer)
-    guard = GuardSettings(allowed_hosts, token, max_upload_bytes, max_in_flight)
+    server = Server(
+        batcher=MicroBatcher(recognizer, batch_size, max_wait_ms, workers),
+        budget=PixelBudget(max(max_pixels_in_flight or 2 * max_pixels, max_pixels), queue_wait_s),
+        described=_describe_model(model, recognizer),
+        max_pixels=max_pixels,
+        max_files=max_files,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await run_in_threadpool(batcher.close)
+        await run_in_threadpool(server.batcher.close)
 
     app = FastAPIOffline(  # FastAPI whose /docs and /redoc load no script from a CDN
         title="attnfer",
@@ -231,91 +348,11 @@ def create_app(
         description="Facial expression recognition: faces, boxes, landmarks and expressions.",
         lifespan=lifespan,
     )
-    app.state.recognizer = recognizer
-    app.state.batcher = batcher
-    app.state.budget = budget
-    app.add_middleware(Guard, settings=guard)
+    app.state.server = server
+    app.add_middleware(
+        Guard, settings=GuardSettings(allowed_hosts, token, max_upload_bytes, max_in_flight)
+    )
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    async def read(upload: UploadFile) -> tuple[str, bytes]:
-        """The upload's name and bytes; 415 for a content type that is not an image."""
-        name = upload.filename or "the upload"
-        if not _is_image_type(upload.content_type):
-            raise HTTPException(
-                415,
-                f"{name}: content type {upload.content_type} is not an image type "
-                "(send image/jpeg, image/png, ... or application/octet-stream)",
-            )
-        return name, await upload.read()
-
-    async def decode(name: str, data: bytes) -> np.ndarray:
-        """The image as an RGB array, or an HTTPException naming the file and the problem."""
-        try:
-            return await run_in_threadpool(load_image, data, max_pixels)
-        except DataError as exc:
-            problem = str(exc).removeprefix(f"{describe(data)}: ")
-            status = 413 if "above the limit" in problem else 422
-            raise HTTPException(status, f"{name}: {problem}") from None
-
-    async def find(name: str, data: bytes) -> tuple[int, int, Batched]:
-        """The image's width, height and faces; its decoded pixels are held in the budget from
-        before decoding until the faces are found."""
-        try:
-            async with budget.hold(min(header_pixels(data), max_pixels)):
-                image = await decode(name, data)
-                found = await batcher.predict(image)
-                return image.shape[1], image.shape[0], found
-        except Busy as exc:
-            raise HTTPException(503, f"{name}: {exc}", {"Retry-After": "5"}) from None
-
-    async def recognise(upload: UploadFile) -> Prediction:
-        start = time.perf_counter()
-        width, height, found = await find(*await read(upload))
-        return Prediction(
-            width=width,
-            height=height,
-            faces=[FaceOut(**face.to_dict()) for face in found.faces],
-            batch_size=found.batch_size,
-            time_ms=round(1000 * (time.perf_counter() - start), 1),
-        )
-
-    async def batch_item(upload: UploadFile) -> BatchItem:
-        """One file of a batch: its prediction, or the status and message it would get alone."""
-        name = upload.filename
-        try:
-            return BatchItem(filename=name, status=200, prediction=await recognise(upload))
-        except HTTPException as exc:
-            return BatchItem(filename=name, status=exc.status_code, error=exc.detail)
-
-    @app.post("/v1/predict", responses=ERRORS)
-    async def predict(
-        file: Annotated[UploadFile, File(description="a photo: JPEG, PNG, WebP, BMP, TIFF...")],
-    ) -> Prediction:
-        """Find the faces in an image and recognise their expressions."""
-        return await recognise(file)
-
-    @app.post("/v1/predict/batch", responses=ERRORS)
-    async def predict_batch(
-        files: Annotated[list[UploadFile], File(description="the images, in order")],
-    ) -> BatchPrediction:
-        """The faces of each image; a file that cannot be read gets its error, the others go on."""
-        if len(files) > max_files:
-            raise HTTPException(413, f"{len(files)} files, above the limit of {max_files}")
-        return BatchPrediction(results=list(await asyncio.gather(*map(batch_item, files))))
-
-    @app.get("/v1/models")
-    async def models() -> Models:
-        """The loaded model (architecture, labels, input, provenance) and the shipped names."""
-        return Models(loaded=described, shipped=list(SHIPPED))
-
-    @app.get("/healthz")
-    async def healthz() -> Health:
-        """Liveness: the model is loaded and the server answers."""
-        return Health(status="ok", model=model)
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
+    app.include_router(router)
     return app

@@ -20,42 +20,31 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ..faces import Detector, Face
+from ..recognize import FaceResult, Recognizer
 from .io import MAX_BAD_FRAMES, Frame, Source, VideoReader
 from .track import IoUTracker
-
-if TYPE_CHECKING:
-    from ..recognize import Recognizer
 
 BATCH_FRAMES = 16  # frames whose faces are classified in one model call
 DETECT_SIDE = 480  # longer side frames are shrunk to for detection (faces >= ~30 px at 640)
 
 
 @dataclass(frozen=True)
-class TrackedFace:
-    """One face in one frame: track id, box ``(x1, y1, x2, y2)``, detector score (None on
-    tracked frames), five landmarks, probabilities smoothed over the track, and the label."""
+class TrackedFace(FaceResult):
+    """A :class:`~attnfer.recognize.FaceResult` in one frame of a video, with its track id. Its
+    probabilities (and label) are smoothed over the track; ``detected`` is False, and ``score``
+    None, on frames where the tracker carried the box from an earlier detection."""
 
     track_id: int
-    box: tuple[int, int, int, int]
-    score: float | None
-    landmarks: tuple[tuple[int, int], ...] | None
-    probabilities: dict[str, float]
-    label: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "track": self.track_id,
-            "box": list(self.box),
-            "score": self.score,
-            "label": self.label,
-            "probabilities": self.probabilities,
-        }
+        """A JSON-ready dict: the track id (``track``) and the face's."""
+        return {"track": self.track_id, **super().to_dict()}
 
 
 @dataclass(frozen=True)
@@ -129,7 +118,8 @@ def _tracked(
     marks = face.landmarks and tuple((round(x), round(y)) for x, y in face.landmarks)
     score = round(face.score, 4) if detected and face.score is not None else None
     named = {name: float(p) for name, p in zip(labels, probs, strict=True)}
-    return TrackedFace(track_id, box, score, marks, named, labels[int(np.argmax(probs))])  # type: ignore[arg-type]
+    label = labels[int(np.argmax(probs))]
+    return TrackedFace(box, score, marks, named, label, detected, track_id)  # type: ignore[arg-type]
 
 
 class VideoRecognition:

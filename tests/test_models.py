@@ -476,3 +476,20 @@ def test_saved_weights_honour_the_umask(tmp_path, umask):
     for path in (weights, pretrained):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     assert sorted(p.name for p in tmp_path.iterdir()) == [pretrained.name, weights.name]
+
+
+def test_describe_model_reads_a_model_file_without_its_weights(tmp_path: Path) -> None:
+    """``describe_model`` (behind ``attnfer models``) reports what the file records; a file with
+    broken metadata is a ModelError naming it, as for loading."""
+    from attnfer.pretrained import describe_model, load_pretrained
+
+    card = describe_model("fast")
+    pre = load_pretrained("fast")
+    assert card["arch"] == pre.arch and card["labels"] == list(pre.label_names)
+    assert card["input"] == (pre.preprocess.channels, pre.preprocess.size, pre.preprocess.size)
+    assert card["params"] == sum(p.numel() for p in pre.model.parameters())
+    assert card["mflops"] > 0 and card["megabytes"] > 0.5
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelError, match=r"bad\.safetensors: not a safetensors weights file"):
+        describe_model(bad)

@@ -25,6 +25,7 @@ from .errors import ConfigError, ModelError
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .files import write_atomic
 from .models import create_model, list_models
+from .models.cost import model_cost
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
 # recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
@@ -150,6 +151,33 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
         )
     framings_from_info(framing, str(path))
     return arch, kwargs, label_names, preprocess, info, framing
+
+
+def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """What a model file records, read without loading its weights: ``name``, ``arch``,
+    ``kwargs``, ``labels``, ``input`` (channels, height, width), ``info``, ``megabytes`` on disk,
+    ``params`` and ``mflops`` (:func:`attnfer.models.cost.model_cost`). ModelError as
+    :func:`load_pretrained`."""
+    path = resolve(name_or_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"{path}: not a safetensors weights file ({exc})") from None
+    arch, kwargs, labels, preprocess, info, _ = _parse_metadata(meta, path)
+    shape = (preprocess.channels, preprocess.size, preprocess.size)
+    params, mflops = model_cost(arch, shape, num_classes=len(labels), **kwargs)
+    return {
+        "name": str(name_or_path),
+        "arch": arch,
+        "kwargs": kwargs,
+        "labels": list(labels),
+        "input": shape,
+        "info": info,
+        "megabytes": path.stat().st_size / 1e6,
+        "params": params,
+        "mflops": mflops,
+    }
 
 
 def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pretrained:

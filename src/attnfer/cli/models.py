@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from safetensors import safe_open
 
 from ..models import list_models, model_info
 from ..models.cost import model_cost
-from ..pretrained import SHIPPED, resolve
+from ..pretrained import SHIPPED, describe_model
 
 COST_NOTE = (
     "MFLOPs: one forward pass of one sample at the model's input size; FLOPs = 2 x the "
     "multiply-adds of convolutions and matrix products (FlopCounterMode)"
 )
-
-
-def shipped_model(name: str) -> dict[str, Any]:
-    """What the shipped model ``name``'s file records, read without loading its weights:
-    architecture, labels, preprocessing, training info, size on disk, parameters and MFLOPs."""
-    path = resolve(name)
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    labels = json.loads(meta["label_names"])
-    pre = json.loads(meta["preprocess"])
-    shape = (pre["channels"], pre["size"], pre["size"])
-    kwargs = json.loads(meta["model_kwargs"])
-    params, mflops = model_cost(meta["arch"], shape, num_classes=len(labels), **kwargs)
-    return {
-        "name": name,
-        "arch": meta["arch"],
-        "kwargs": kwargs,
-        "labels": labels,
-        "input": shape,
-        "info": json.loads(meta.get("info", "{}")),
-        "megabytes": Path(path).stat().st_size / 1e6,
-        "params": params,
-        "mflops": mflops,
-    }
 
 
 def _val_accuracy(info: dict[str, Any]) -> str:
@@ -62,7 +35,7 @@ def shipped_table() -> Table:
     table.add_column("val accuracy", justify="right")
     table.add_column("size", justify="right")
     for name in SHIPPED:
-        m = shipped_model(name)
+        m = describe_model(name)
         c, h, w = m["input"]
         arch = " ".join([m["arch"], *(f"{k}={v}" for k, v in m["kwargs"].items())])
         cost = f"{m['params'] / 1e6:.2f} M parameters, {m['mflops']:,.0f} MFLOPs"

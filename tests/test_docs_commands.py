@@ -1,20 +1,25 @@
 """Every ``attnfer`` command line in README.md and docs/*.md names a command that exists and
-options that command takes, so the docs cannot drift from the CLI unnoticed.
+options that command takes, so the docs cannot drift from the CLI unnoticed; the model card's
+accuracy tables are rerun.
 
 Command lines are read from code blocks and inline code; the words after ``attnfer`` that name
 a command (and a subcommand of a group) are looked up in :data:`attnfer.cli.COMMANDS`, and every
-``--option`` on the line must be one of that command's parameters.
+``--option`` on the line must be one of that command's parameters. Each row of the model card's
+tables that names an ``attnfer evaluate`` command runs it, and the accuracy and macro-F1 it
+prints must be the row's.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import click
 import pytest
+from typer.testing import CliRunner
 
-from attnfer.cli import COMMANDS, load_command
+from attnfer.cli import COMMANDS, app, load_command
 from attnfer.cli.video import RunByDefault
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +27,13 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # "attnfer" at a line's start, after ".venv/bin/", a backtick or a "$ " prompt
 LINE = re.compile(r"(?:^|`|\$ |/bin/)attnfer ([^`\n]*)", re.MULTILINE)
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
+DATASETS = ROOT.parent / "shared" / "datasets"
+# | what | accuracy % (...) | macro-F1 % (...) | `attnfer evaluate ...` |
+FIGURE_ROW = re.compile(
+    r"^\s*\|[^|\n]*\|\s*\**([\d.]+) %\**[^|\n]*\|\s*([\d.]+) %[^|\n]*\|"
+    r"\s*`attnfer (evaluate [^`]+)`",
+    re.MULTILINE,
+)
 
 
 def documented_lines() -> list[tuple[str, str]]:
@@ -71,3 +83,31 @@ def test_documented_command_exists_with_its_options(doc: str, line: str) -> None
         return
     unknown = set(OPTION.findall(line)) - option_names(command)
     assert not unknown, f"{doc}: `attnfer {line}` uses {sorted(unknown)}, not options of it"
+
+
+def documented_figures() -> list[tuple[str, float, float]]:
+    """(command after ``attnfer``, accuracy %, macro-F1 %) of each model card table row."""
+    text = (ROOT / "docs" / "model_card.md").read_text()
+    return [(m[3].strip(), float(m[1]), float(m[2])) for m in FIGURE_ROW.finditer(text)]
+
+
+FIGURES = documented_figures()
+
+
+def test_the_model_card_tables_name_their_commands() -> None:
+    models = {line.split()[1] for line, _, _ in FIGURES}
+    assert len(FIGURES) >= 6 and models == {"default", "fast"}, FIGURES
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATASETS.is_dir(), reason="needs ../shared/datasets")
+@pytest.mark.parametrize(("line", "accuracy", "macro_f1"), FIGURES, ids=[f[0] for f in FIGURES])
+def test_model_card_figures_come_from_their_commands(
+    line: str, accuracy: float, macro_f1: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)  # the card's data paths are relative to the checkout
+    result = CliRunner().invoke(app, shlex.split(line), prog_name="attnfer")
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    assert f"accuracy {accuracy:.2f}%" in printed, (line, printed)
+    assert f"macro-F1 {macro_f1:.2f}%" in printed, (line, printed)

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attnfer.data.transforms import Augment, Preprocess
+from attnfer.data.transforms import Augment
 from attnfer.models import create_model, model_info
 from attnfer.precision import bf16_is_fast
+from attnfer.preprocess import Preprocess
 
 DEFAULT = "small_cnn,deep_emotion,sepconv_se,resnet18,resnet18_se,resnet18_cbam,vgg16_cbam"
 

@@ -35,13 +35,13 @@ from attnfer.data.decode import BadSamples, Decoder
 from attnfer.data.labels import BASIC7, CANONICAL, canonical_name
 from attnfer.data.readers import load_dataset
 from attnfer.data.readers._common import Sample, build, split_name
-from attnfer.data.transforms import Preprocess
 from attnfer.errors import AttnferError, ConfigError
 from attnfer.explain.attention import attention_maps
 from attnfer.faces import Detector, Face, align_face, create_detector, eye_angle
 from attnfer.faces.framing import LEGACY_FRAMING, Framing, Placement, measure_framing
 from attnfer.models import create_model, list_models, model_info, register_model
 from attnfer.models.attention import CHANNEL, AttentionModule, register_attention
+from attnfer.preprocess import Preprocess
 from attnfer.pretrained import load_pretrained, save_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.train.evaluate import evaluate_model

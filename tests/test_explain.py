@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from attnfer.cli.explain import explain, region_maps_command
 from attnfer.data.dataset import FaceDataset
-from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, ModelError
 from attnfer.explain import (
     attention_maps,
@@ -32,6 +31,7 @@ from attnfer.explain import (
     window_masks,
 )
 from attnfer.models import create_model
+from attnfer.preprocess import Preprocess
 from attnfer.pretrained import Pretrained, save_pretrained
 from attnfer.recognize import Recognizer
 

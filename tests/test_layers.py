@@ -18,7 +18,7 @@ PACKAGE = "attnfer"
 
 # Lowest first. The parts of one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "files", "precision"),
+    ("errors", "files", "precision", "preprocess"),
     ("data", "faces", "models"),
     ("pretrained",),
     ("export",),

@@ -11,7 +11,6 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, ModelError
 from attnfer.models import (
     create_model,
@@ -23,6 +22,7 @@ from attnfer.models import (
 )
 from attnfer.models.attention import AttentionModule
 from attnfer.models.weights import TORCHVISION_RESNET, VGGFACE
+from attnfer.preprocess import Preprocess
 from attnfer.pretrained import save_pretrained
 from attnfer.train.memory_format import unsafe_convs
 
@@ -491,5 +491,5 @@ def test_describe_model_reads_a_model_file_without_its_weights(tmp_path: Path) -
     assert card["mflops"] > 0 and card["megabytes"] > 0.5
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(ModelError, match=r"bad\.safetensors: not a safetensors weights file"):
+    with pytest.raises(ModelError, match=r"bad\.safetensors: not a readable safetensors file"):
         describe_model(bad)

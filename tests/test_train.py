@@ -24,8 +24,9 @@ from attnfer.cli.train import compare, cv
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.labels import BASIC7, CANONICAL
 from attnfer.data.readers import load_dataset
-from attnfer.data.transforms import Augment, Preprocess
+from attnfer.data.transforms import Augment
 from attnfer.errors import ConfigError, ModelError
+from attnfer.preprocess import Preprocess
 from attnfer.pretrained import load_pretrained
 from attnfer.train.callbacks import format_duration
 from attnfer.train.choices import OPTIMIZERS, SCHEDULES, SPLITS

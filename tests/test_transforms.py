@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from attnfer.data.transforms import Augment, Preprocess, tta_views
+from attnfer.data.transforms import Augment
+from attnfer.preprocess import Preprocess, tta_views
 
 
 def test_preprocess_converts_layouts_and_channels():

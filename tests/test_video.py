@@ -26,9 +26,9 @@ pytest.importorskip("av")
 from attnfer.cli.video import video_app
 from attnfer.data.clips import ClipDataset, clip_splits, load_ckplus_sequences, segment_indices
 from attnfer.data.labels import BASIC7
-from attnfer.data.transforms import Preprocess
 from attnfer.errors import ConfigError, DataError
 from attnfer.models import create_model
+from attnfer.preprocess import Preprocess
 from attnfer.pretrained import load_pretrained, save_pretrained
 from attnfer.recognize import Recognizer
 from attnfer.train.aggregate import (

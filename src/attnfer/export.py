@@ -147,7 +147,7 @@ def quantize_onnx(source: Path, out: Path, faces: np.ndarray) -> Path:
         quantize_static,
     )
 
-    from .data.transforms import Preprocess
+    from .preprocess import Preprocess
 
     meta = onnx_metadata(source)
     preprocess = Preprocess(**json.loads(meta["attnfer_preprocess"]))

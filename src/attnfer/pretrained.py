@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save
 
-from .data.transforms import Preprocess
 from .errors import ConfigError, ModelError
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
-from .files import write_atomic
 from .models import create_model, list_models
 from .models.cost import model_cost
+from .models.weights import read_metadata, read_weights, save_weights
+from .preprocess import Preprocess
 
 # Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
 # recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
@@ -80,10 +78,6 @@ def save_pretrained(
 ) -> Path:
     """Write weights and metadata atomically; ``half`` stores floats as fp16. ``framing``: per
     detector name, ``{scale, dx, dy, ...}`` (:func:`attnfer.faces.framing.measure_framing`)."""
-    state = {}
-    for key, value in model.state_dict().items():
-        value = value.detach().cpu().contiguous()
-        state[key] = value.half() if half and value.is_floating_point() else value
     meta = {
         "format": "attnfer",
         "arch": arch,
@@ -94,8 +88,7 @@ def save_pretrained(
     }
     if framing:
         meta["framing"] = json.dumps(framing)
-    blob = save(state, metadata=meta)
-    return write_atomic(path, lambda fh: fh.write(blob))
+    return save_weights(model, path, metadata=meta, half=half)
 
 
 def _asset(name: str) -> Path:
@@ -128,6 +121,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
 def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
     """arch, kwargs, label names, preprocessing, info and framing from a file's metadata."""
+    if meta.get("format") != "attnfer":
+        raise ModelError(f"{path}: has no attnfer metadata (arch, labels, preprocessing)")
     try:
         arch = meta["arch"]
         kwargs = json.loads(meta["model_kwargs"])
@@ -159,12 +154,7 @@ def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
     ``params`` and ``mflops`` (:func:`attnfer.models.cost.model_cost`). ModelError as
     :func:`load_pretrained`."""
     path = resolve(name_or_path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"{path}: not a safetensors weights file ({exc})") from None
-    arch, kwargs, labels, preprocess, info, _ = _parse_metadata(meta, path)
+    arch, kwargs, labels, preprocess, info, _ = _parse_metadata(read_metadata(path), path)
     shape = (preprocess.channels, preprocess.size, preprocess.size)
     params, mflops = model_cost(arch, shape, num_classes=len(labels), **kwargs)
     return {
@@ -183,14 +173,7 @@ def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
 def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pretrained:
     """Load a file written by :func:`save_pretrained` (or a shipped model by name)."""
     path = resolve(name_or_path)
-    try:
-        with safe_open(str(path), framework="pt", device=device) as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iter)
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"{path}: not a safetensors weights file ({exc})") from None
-    if meta.get("format") != "attnfer":
-        raise ModelError(f"{path}: has no attnfer metadata (arch, labels, preprocessing)")
+    state, meta = read_weights(path)
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
     size = (preprocess.size, preprocess.size)
     try:

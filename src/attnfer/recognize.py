@@ -55,13 +55,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data.transforms import Preprocess, tta_views
 from .errors import ConfigError, DataError, ModelError
 from .export import cached_onnx
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput
 from .precision import autocast
+from .preprocess import Preprocess, tta_views
 from .pretrained import load_pretrained, shipped_int8
 
 FACE_MODES = ("auto", "crop", "detect")

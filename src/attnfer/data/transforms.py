@@ -1,47 +1,17 @@
-"""Batched tensor transforms: model input preparation, training augmentation and TTA views.
+"""Batched training augmentation (:class:`Augment`); model input preparation and test-time
+views are in :mod:`attnfer.preprocess`.
 
-Everything works on whole batches (B x C x H x W), on CPU or GPU, so that training reads uint8
-tensors from memory and never touches PIL in the loop.
+It works on whole batches (B x C x H x W), on CPU or GPU, so that training reads uint8 tensors
+from memory and never touches PIL in the loop.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How raw uint8 faces become model input; saved with every checkpoint."""
-
-    size: int = 48
-    channels: int = 1
-    mean: float = 0.5
-    std: float = 0.5
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B,H,W), (B,H,W,3) or (B,C,H,W) -> normalised float (B,channels,size,size)."""
-        x = images
-        if x.ndim == 3:
-            x = x.unsqueeze(1)
-        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-            x = x.permute(0, 3, 1, 2)
-        x = x.float().div_(255.0)
-        if x.shape[1] == 3 and self.channels == 1:
-            x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif x.shape[1] == 1 and self.channels == 3:
-            x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (self.size, self.size):
-            x = F.interpolate(
-                x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
-            )
-        return (x - self.mean) / self.std
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,27 +95,3 @@ class Augment:
         )
         chosen = (rand() < self.erasing).view(b, 1, 1)
         return (inside & chosen).unsqueeze(1)
-
-
-def tta_views(x: torch.Tensor, mode: str = "flip") -> list[torch.Tensor]:
-    """Test-time views of a normalised batch: ``flip`` (2 views) or ``tencrop`` (10 views).
-
-    Ten-crop takes the four corners and the centre at 23/24 of the side (46 of 48 pixels), resized
-    back, plus flips: on FER2013 val the shipped default gains 0.72 points over flip with these
-    crops and 0.22 with the usual 7/8 (42 pixels), which zoom further than its training did.
-    """
-    if mode == "none":
-        return [x]
-    if mode == "flip":
-        return [x, x.flip(-1)]
-    if mode != "tencrop":
-        raise ValueError(f"unknown TTA mode {mode!r}; use none, flip or tencrop")
-    h, w = x.shape[-2:]
-    ch, cw = round(h * 23 / 24), round(w * 23 / 24)
-    tops = [0, 0, h - ch, h - ch, (h - ch) // 2]
-    lefts = [0, w - cw, 0, w - cw, (w - cw) // 2]
-    crops = [
-        F.interpolate(x[..., t : t + ch, left : left + cw], size=(h, w), mode="bilinear")
-        for t, left in zip(tops, lefts, strict=True)
-    ]
-    return crops + [c.flip(-1) for c in crops]

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.transforms import Preprocess
 from ..errors import ConfigError
+from ..preprocess import Preprocess
 from ..pretrained import Pretrained, load_pretrained
 from .attention import attention_maps, stn_warp
 from .gradcam import grad_cam

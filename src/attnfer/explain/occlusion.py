@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..data.transforms import Preprocess
 from ..errors import ConfigError
 from ..precision import autocast
+from ..preprocess import Preprocess
 
 FILLS = ("black", "mean")
 

@@ -1,4 +1,5 @@
-"""Load and save model weights: safetensors or PyTorch files, key mapping, two modes.
+"""Weight files: read and save safetensors or PyTorch files, key mapping, two load modes. The
+model files of :mod:`attnfer.pretrained` are safetensors files written and read here.
 
 Modes (paper 004's ``weights_init_type``):
 
@@ -118,13 +119,33 @@ def read_weights(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def save_weights(
-    model: nn.Module, path: str | Path, class_names: Sequence[str] | None = None
+    model: nn.Module,
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    half: bool = False,
 ) -> Path:
-    """Save ``model``'s ``state_dict`` as safetensors, with ``class_names`` in the metadata."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    metadata = {"class_names": json.dumps(list(class_names))} if class_names else None
-    blob = save(state, metadata=metadata)
+    """Save ``model``'s ``state_dict`` as safetensors, atomically, with string ``metadata`` and
+    ``class_names`` (when given) in its header; ``half`` stores floating-point tensors as fp16."""
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        state[key] = value.half() if half and value.is_floating_point() else value
+    header = dict(metadata or {})
+    if class_names:
+        header["class_names"] = json.dumps(list(class_names))
+    blob = save(state, metadata=header or None)
     return write_atomic(path, lambda fh: fh.write(blob))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors file, read without its tensors."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def _rename(key: str, key_map: KeyMap | None) -> str | None:

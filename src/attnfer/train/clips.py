@@ -39,9 +39,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.clips import ClipDataset, clip_splits, segment_indices
-from ..data.transforms import Augment, Preprocess
+from ..data.transforms import Augment
 from ..errors import ConfigError, DataError
 from ..models import load_weights
+from ..preprocess import Preprocess
 from ..pretrained import resolve
 from .aggregate import AGGREGATIONS, GROUPS, MAX_FRAMES, clip_probabilities, is_clip_model
 from .config import Recipe, build_section, read_recipe_file, recipe_from_dict

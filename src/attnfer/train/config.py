@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from ..data.transforms import Augment, Preprocess
+from ..data.transforms import Augment
 from ..errors import ConfigError
+from ..preprocess import Preprocess
 from .choices import OPTIMIZERS, SCHEDULES, SPLITS
 
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..data.dataset import FaceDataset
-from ..data.transforms import Augment, Preprocess
+from ..data.transforms import Augment
+from ..preprocess import Preprocess
 
 
 class FaceDataModule(L.LightningDataModule):

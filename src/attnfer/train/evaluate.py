@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..data.dataset import FaceDataset
-from ..data.transforms import Preprocess, tta_views
 from ..precision import autocast
+from ..preprocess import Preprocess, tta_views
 from .metrics import calibration_summary, evaluation_report, report_markdown
 from .plots import plot_confusion, plot_errors, plot_reliability
 

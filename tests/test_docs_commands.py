@@ -4,9 +4,13 @@ accuracy tables are rerun.
 
 Command lines are read from code blocks and inline code; the words after ``attnfer`` that name
 a command (and a subcommand of a group) are looked up in :data:`attnfer.cli.COMMANDS`, and every
-``--option`` on the line must be one of that command's parameters. Each row of the model card's
-tables that names an ``attnfer evaluate`` command runs it, and the accuracy and macro-F1 it
-prints must be the row's.
+``--option`` on the line must be one of that command's parameters.
+
+Then they run: each row of the model card's tables that names an ``attnfer evaluate`` command
+runs it, and the accuracy and macro-F1 it prints must be the row's; every other complete command
+line (no placeholder such as ``SRC`` or ``[--out F]``) that neither trains, prepares training data
+nor starts a server runs too, and must succeed (an fp32 evaluation must print an accuracy its page
+states).
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINE = re.compile(r"(?:^|`|\$ |/bin/)attnfer ([^`\n]*)", re.MULTILINE)
 OPTION = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 DATASETS = ROOT.parent / "shared" / "datasets"
+# Commands that train, make training data or serve until stopped: documented, checked, not run.
+NOT_RUN = {"train", "cv", "compare", "calibrate", "framing", "serve", "annotate"}
+NOT_RUN_SUB = {("data", "distill"), ("data", "photos"), ("data", "photo-crops"), ("data", "pack")}
+NOT_RUN_SUB |= {("video", "train-clips"), ("video", "trim"), ("video", "split-beeps")}
+PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{1,}\b|[\[|<]|\.\.\.")
 # | what | accuracy % (...) | macro-F1 % (...) | `attnfer evaluate ...` |
 FIGURE_ROW = re.compile(
     r"^\s*\|[^|\n]*\|\s*\**([\d.]+) %\**[^|\n]*\|\s*([\d.]+) %[^|\n]*\|"
@@ -111,3 +120,37 @@ def test_model_card_figures_come_from_their_commands(
     printed = " ".join(result.output.split())
     assert f"accuracy {accuracy:.2f}%" in printed, (line, printed)
     assert f"macro-F1 {macro_f1:.2f}%" in printed, (line, printed)
+
+
+def runnable(line: str) -> bool:
+    """A complete command line (two words at least, no placeholder) that may be run here."""
+    words = line.split()
+    if len(words) < 2 or PLACEHOLDER.search(line) or words[0] in NOT_RUN:
+        return False
+    return tuple(words[:2]) not in NOT_RUN_SUB
+
+
+FIGURE_LINES = {("model_card.md", line) for line, _, _ in FIGURES}
+RUNNABLE = sorted(
+    {(doc, line.strip()) for doc, line in LINES if runnable(line)} - set(FIGURE_LINES)
+)
+
+
+def test_the_runnable_lines_are_the_examples() -> None:
+    assert ("README.md", "predict examples/astronaut.jpg") in RUNNABLE, RUNNABLE
+    assert all(not line.startswith(("train ", "serve ")) for _, line in RUNNABLE)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATASETS.is_dir(), reason="needs ../shared/datasets")
+@pytest.mark.parametrize(("doc", "line"), RUNNABLE, ids=[f"{d}:{line}" for d, line in RUNNABLE])
+def test_documented_command_runs(doc: str, line: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, shlex.split(line), prog_name="attnfer")
+    assert result.exit_code == 0, result.output
+    printed = " ".join(result.output.split())
+    if line.startswith("evaluate ") and "--bf16" not in line:  # bf16 rounds as the CPU does
+        accuracy = re.search(r"accuracy (\d+\.\d+)%", printed)
+        assert accuracy, printed
+        page = (ROOT / ("README.md" if doc == "README.md" else f"docs/{doc}")).read_text()
+        assert f"{accuracy[1]} %" in page, f"{doc} does not state {accuracy[1]} %: {printed}"

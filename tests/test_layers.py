@@ -174,3 +174,13 @@ def test_a_lazy_import_up_the_layers_is_caught() -> None:
     assert not upward("attnfer.data.example", "os")
     assert not upward("attnfer.serve.app", "attnfer")  # __version__
     assert upward("attnfer", "attnfer.recognize")  # the package loads it lazily, by name
+
+
+def test_video_loads_without_the_train_extra() -> None:
+    """`attnfer video` needs the video extra, not Lightning: reading a recipe's clips imports
+    the training code only when it is called."""
+    import subprocess
+    import sys
+
+    code = "import sys, attnfer.video, attnfer.video.stream; assert 'lightning' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

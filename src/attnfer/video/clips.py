@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,9 +29,11 @@ from ..data.readers.ckplus import looks_like_crops
 from ..data.readers.folder import folder_samples
 from ..errors import DataError
 from ..faces import Detector, align_face, create_detector, largest
-from ..train.clips import ClipRecipe, with_clip_splits
 from .io import VIDEO_SUFFIXES, read_frames
 from .stream import FaceLocator
+
+if TYPE_CHECKING:
+    from ..train.clips import ClipRecipe
 
 CACHE_NAME = ".attnfer-faces"
 
@@ -206,6 +209,8 @@ def load_clips(
 def recipe_clips(cr: ClipRecipe) -> ClipDataset:
     """The clips of a clip recipe (``data.source``, read by :func:`load_clips` at the model's
     input size and colour with the recipe's clip settings), split as the recipe says."""
+    from ..train.clips import with_clip_splits  # Lightning: the train extra, not video's
+
     pre, clips = cr.recipe.preprocess, cr.clips
     data = load_clips(
         cr.recipe.data.source, size=pre.size, channels=pre.channels, detector=clips.detector,

@@ -32,6 +32,7 @@ REQUIRED = {
     "vgg16",
     "vgg16_gap",
     "vgg16_cbam",
+    "resnet10",
     "resnet18",
     "resnet18_se",
     "resnet18_cbam",
@@ -167,6 +168,18 @@ def test_resnet_stems() -> None:
     assert full.forward_features(torch.randn(2, 1, 16, 16)).shape == (2, 512)
     with pytest.raises(ConfigError, match="stem"):
         create_model("resnet18", stem="tiny")
+
+
+def test_resnet10_has_one_block_a_stage_and_takes_attention() -> None:
+    """ResNet10: one basic block in each of the four stages, CBAM only from ``attention_from``."""
+    net = create_model("resnet10", stem="cifar_s2", width=48, attention="cbam", attention_from=3)
+    assert [len(getattr(net, f"layer{i}")) for i in (1, 2, 3, 4)] == [1, 1, 1, 1]
+    assert isinstance(net.layer1[0].attention, nn.Identity)
+    assert not isinstance(net.layer3[0].attention, nn.Identity)
+    deep = create_model("resnet18", stem="cifar_s2", width=48)
+    params = [sum(p.numel() for p in m.parameters()) for m in (net, deep)]
+    assert params[0] < 0.5 * params[1]
+    assert net(torch.randn(2, 1, 48, 48)).shape == (2, 7)
 
 
 def test_resnet_width_scales_every_stage() -> None:

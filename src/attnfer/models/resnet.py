@@ -8,7 +8,7 @@ final linear layer is ``classifier`` (torchvision: ``fc``). Three stems:
 - ``"cifar_s2"``: one 3x3 stride-2 convolution, no pooling (the default for 48x48 input).
 
 ``width`` sets the channels of the stem and first stage (64 in He et al.), doubled at each later
-stage: ``resnet18_cbam(width=24)`` is a 1.6 M-parameter ResNet18 (the shipped ``fast`` model).
+stage: ``resnet18_cbam(width=26)`` is the 1.9 M-parameter ResNet18 of the shipped ``fast`` model.
 
 ``attention`` names a module of :func:`~attnfer.models.attention.create_attention` (``"se"``,
 ``"cbam"``, ...), built as ``create_attention(attention, channels, **attention_kwargs)`` on the
@@ -217,6 +217,25 @@ def _resnet(
     return ResNet(
         block, layers, num_classes, in_chans, stem, attention, attention_kwargs, width,
         attention_from,
+    )  # fmt: skip
+
+
+@register_model(input_size=(1, 48, 48), paper="fast training: ResNet10")
+def resnet10(
+    num_classes: int = 7,
+    in_chans: int = 1,
+    input_size: tuple[int, int] = (48, 48),
+    stem: str | None = None,
+    width: int = 64,
+    attention: str | None = None,
+    attention_kwargs: dict[str, Any] | None = None,
+    attention_from: int = 1,
+) -> ResNet:
+    """ResNet10: one basic block a stage (ResNet18 has two), for short training budgets; ``stem``
+    and ``attention`` as in :func:`resnet18`."""
+    return _resnet(
+        BasicBlock, (1, 1, 1, 1), num_classes, in_chans, input_size, stem, attention,
+        attention_kwargs, width, attention_from,
     )  # fmt: skip
 
 

@@ -228,3 +228,32 @@ def test_coarse_pass_for_large_faces_fine_pass_for_small() -> None:
     assert create_detector("retinaface", first_side=None).detect(big) == detector.detect_at(
         big, detector.max_side
     )
+
+
+def _faces_resized(detector, image: np.ndarray, side: int, interpolation: int) -> list:
+    """The detector's faces on ``image`` shrunk to ``side`` with ``interpolation``, in the image's
+    pixels, left to right."""
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    size = (round(width * scale), round(height * scale))
+    found = detector._detect(cv2.resize(image, size, interpolation=interpolation))
+    faces = [f.scaled(1 / scale).clipped(width, height) for f in found]
+    return sorted(faces, key=lambda f: f.box[0] + f.box[2])
+
+
+def test_a_pass_shrinks_mildly_bilinear_and_strongly_by_area() -> None:
+    """An image shrunk by at most 2 for a pass is resized bilinearly (faster, as RetinaFace's own
+    code does); a stronger shrink averages areas, so that it does not alias."""
+    detector = create_detector("retinaface")
+    one, _ = group_photo()
+    mild = cv2.resize(one[20:280, 20:280], (520, 520))  # 520 -> 320: by 1.6
+    found = detector.detect_at(mild, 320)
+    assert len(found) == 1
+    assert found == _faces_resized(detector, mild, 320, cv2.INTER_LINEAR)
+    assert found != _faces_resized(detector, mild, 320, cv2.INTER_AREA)
+    strong, truth = group_photo(scale=3)  # 2040 px wide: to 1100 by 1.9, to 640 by 3.2
+    bilinear = _faces_resized(detector, strong, 1100, cv2.INTER_LINEAR)
+    assert detector.detect_at(strong, 1100) == bilinear
+    by_area = detector.detect_at(strong, 640)
+    assert_all_found(by_area, truth)
+    assert by_area == _faces_resized(detector, strong, 640, cv2.INTER_AREA)

@@ -49,6 +49,8 @@ def test_overrides_and_stages(tmp_path):
         ("name: r\ndata: {source: x}\n", ["trainer.epochs"], "not key=value"),
         ("name: r\ndata: {source: x}\n", ["augment.final_scale=2"], "final_scale must be in"),
         ("name: r\ndata: {source: x}\n", ["loss.soft_labels=-0.5"], "soft_labels must be in"),
+        ("name: r\ndata: {source: x}\n", ["loss.mixup=-1"], "mixup must be >= 0"),
+        ("name: r\ndata: {source: x}\nloss: {mixup: 0.2, feature_loss: center}\n", [], "cannot"),
     ],
 )
 def test_bad_recipes_name_the_file_and_key(tmp_path, text, overrides, message):

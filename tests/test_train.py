@@ -136,6 +136,23 @@ def test_island_loss_is_added_with_its_weight_and_logged(fer_subset, tmp_path):
         assert 0 < softmax_loss < 2.5, "the total is the softmax loss + 0.01 x the island loss"
 
 
+def test_mixup_blends_images_and_targets_alike(tmp_path):
+    """Each mixed image is its two sources blended by the same shares as its target; the label
+    kept for the accuracy is the larger share's."""
+    path = write_recipe(tmp_path / "r.yaml", tmp_path, "small_cnn", loss="{mixup: 0.4}")
+    task = make_task(load_recipe(path), BASIC7, None)
+    labels = torch.arange(7)
+    images = labels.float().view(7, 1, 1, 1).expand(7, 1, 4, 4)  # image k holds the value k
+    for seed in range(5):
+        torch.manual_seed(seed)
+        mixed, target, kept = task._mix(images, labels, labels)
+        assert torch.allclose(target.sum(1), torch.ones(7))
+        assert ((target > 0).sum(1) <= 2).all()
+        blended = (target * labels.float()).sum(1)  # the value a blend by the target's shares has
+        assert torch.allclose(mixed[:, 0, 0, 0], blended, atol=1e-5)
+        assert torch.equal(kept, target.argmax(1)) or (target.max(1).values == 0.5).any()
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"), [(42.4, "42 s"), (61, "1 min"), (1019, "17 min"), (7500, "2 h 05 min")]
 )

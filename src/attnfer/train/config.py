@@ -57,10 +57,17 @@ class LossConfig:
     # weight w of the data's soft labels (FER+ votes, or a teacher's probabilities written by
     # `attnfer data distill`) in the target: (1 - w) * one-hot label + w * soft label
     soft_labels: float = 0.0
+    # mixup (Zhang et al. 2018): each training image blended with another of its batch, and so
+    # their targets, by a share drawn from Beta(mixup, mixup); 0 turns it off
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.soft_labels, (int, float)) and not 0.0 <= self.soft_labels <= 1.0:
             raise ValueError(f"soft_labels must be in [0, 1], got {self.soft_labels}")
+        if isinstance(self.mixup, (int, float)) and self.mixup < 0:
+            raise ValueError(f"mixup must be >= 0 (0: off), got {self.mixup}")
+        if self.mixup and self.feature_loss:
+            raise ValueError("mixup blends faces of two classes: it cannot go with a feature_loss")
 
 
 @dataclass

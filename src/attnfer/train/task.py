@@ -32,6 +32,7 @@ class FERTask(L.LightningModule):
     def __init__(self, recipe: Recipe, num_classes: int, class_weights: torch.Tensor | None = None):
         super().__init__()
         self.recipe = recipe
+        self.num_classes = num_classes
         cfg = recipe.loss
         self.model = create_model(
             recipe.model.name,
@@ -92,9 +93,25 @@ class FERTask(L.LightningModule):
         probs = soft[0].float() / soft[0].float().sum(1, keepdim=True).clamp_min(1e-12)
         return (1 - w) * F.one_hot(y, probs.shape[1]).float() + w * probs
 
+    def _mix(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mixup: the batch blended with a shuffled copy of itself by a share drawn from
+        Beta(a, a), targets alike; returns the images, the targets and the labels of the larger
+        share (for the training accuracy)."""
+        a = self.recipe.loss.mixup
+        share = float(torch.distributions.Beta(a, a).sample())
+        order = torch.randperm(len(x), device=x.device)
+        if not target.is_floating_point():
+            target = F.one_hot(target, self.num_classes).float()
+        mixed = share * x + (1 - share) * x[order]
+        return mixed, share * target + (1 - share) * target[order], y if share >= 0.5 else y[order]
+
     def training_step(self, batch, batch_idx):
         x, y, *soft = batch
         target = self._target(y, soft)
+        if self.recipe.loss.mixup > 0:
+            x, target, y = self._mix(x, y, target)
         if self.feature_loss is None:
             logits = self.model(x)
             loss = self.classification_loss(logits.float(), target)

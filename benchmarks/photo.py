@@ -1,15 +1,20 @@
 """Milliseconds per photo, end to end, for attnfer (each model and detector) and fer beside it.
 
 One face per photo: FER2013 test faces placed into 512 x 512 photo-like JPEGs (``attnfer data
-photos``' composition). A photo's time is ``Recognizer.predict(jpeg bytes)``: decode, detect,
-align, classify, one photo at a time, as ``Recognizer(model, detector)`` does by default (int8
-in onnxruntime, flip TTA). Then classification alone, one view a crop (no TTA, as fer
-classifies), crops per second at batch 1 and 256, for the int8, onnx (fp32) and torch backends.
-With ``--fer-python`` (the python of a venv holding fer 25.10.3: ``../shared/tools/fervenv.sh``
-builds one) fer runs on the same photos and crops in a subprocess, in the same run, with the
-same threads. Run it on a quiet machine.
+photos``' composition), enlarged to ``--side`` (4000: a phone photo's size). A photo's time is
+``Recognizer.predict(jpeg bytes)``: decode, detect, align, classify, one photo at a time, as
+``Recognizer(model, detector)`` does by default (int8 in onnxruntime, flip TTA). Then
+classification alone, one view a crop (no TTA, as fer classifies), crops per second at batch 1
+and 256, for the int8, onnx (fp32) and torch backends. With ``--fer-python`` (the python of a
+venv holding fer 25.10.3: ``../shared/tools/fervenv.sh`` builds one) fer runs on the same photos
+and crops in a subprocess, in the same run, with the same threads, once before attnfer and once
+after; its time is the median over both runs, and each attnfer system's median is also given as
+a share of it. attnfer's systems are timed in turns, photo by photo, so that a machine whose
+speed drifts during the run (a shared virtual machine's can) weighs on all of them alike. Run it
+on a quiet machine.
 
     python benchmarks/photo.py [--photos 100] [--threads 1] [--fer-python /tmp/fervenv/bin/python]
+        [--side 512] [--models default,fast] [--detectors all]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 
 from attnfer.data.readers import load_dataset
+from attnfer.errors import ModelError
 from attnfer.faces import list_detectors
 from attnfer.faces.compose import PhotoStyle, compose_photo
 from attnfer.recognize import Recognizer
@@ -61,28 +67,40 @@ print(json.dumps({"ms": [1000 * s for s in times], "found": found, "crops_per_s"
 """
 
 
-def make_photos(count: int) -> tuple[list[bytes], np.ndarray]:
-    """``count`` one-face 512 x 512 JPEGs and the FER2013 test crops they hold."""
+def make_photos(count: int, side: int = 512) -> tuple[list[bytes], np.ndarray]:
+    """``count`` one-face 512 x 512 JPEGs, enlarged to ``side`` x ``side``, and the FER2013 test
+    crops they hold."""
     test = load_dataset(DATASETS / "fer2013").split("test")
     crops = test.images[:count]
     photos = []
     for row, crop in enumerate(crops):
         photo, _ = compose_photo(crop, np.random.default_rng([7, row]), STYLE)
+        if side != photo.shape[0]:
+            photo = cv2.resize(photo, (side, side), interpolation=cv2.INTER_CUBIC)
         ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
         assert ok
         photos.append(data.tobytes())
     return photos, crops
 
 
-def time_photos(recognizer: Recognizer, photos: list[bytes], repeats: int) -> tuple[list, int]:
-    found = sum(len(recognizer.predict(p)) > 0 for p in photos)  # also warms up
-    times = []
+def time_photos(
+    recognizers: dict[str, Recognizer], photos: list[bytes], repeats: int
+) -> dict[str, tuple[list[float], int]]:
+    """ms per photo and faces found for each recognizer, timed in turns (each photo by every
+    recognizer before the next photo), so that a machine's speed drifting during the run weighs
+    on all of them alike."""
+    found = {
+        name: sum(len(r.predict(p)) > 0 for p in photos)  # also warms up
+        for name, r in recognizers.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in recognizers}
     for _ in range(repeats):
         for p in photos:
-            start = time.perf_counter()
-            recognizer.predict(p)
-            times.append(time.perf_counter() - start)
-    return [1000 * t for t in times], found
+            for name, r in recognizers.items():
+                start = time.perf_counter()
+                r.predict(p)
+                times[name].append(1000 * (time.perf_counter() - start))
+    return {name: (times[name], found[name]) for name in recognizers}
 
 
 def crops_per_second(recognizer: Recognizer, crops: np.ndarray, batch: int) -> float:
@@ -110,8 +128,12 @@ def run_fer(python: str, photos: list[bytes], crops: np.ndarray, repeats: int) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def row(name: str, ms: list[float], found: int, count: int, crops: str) -> str:
-    return f"| {name} | {np.median(ms):.1f} | {np.mean(ms):.1f} | {found}/{count} | {crops} |"
+def row(name: str, ms: list[float], found: int, count: int, crops: str, fer_ms: float) -> str:
+    share = f"{100 * np.median(ms) / fer_ms:.0f} %" if fer_ms else ""
+    return (
+        f"| {name} | {np.median(ms):.1f} | {np.mean(ms):.1f} | {share} | {found}/{count} | "
+        f"{crops} |"
+    )
 
 
 def main() -> None:
@@ -122,35 +144,52 @@ def main() -> None:
     parser.add_argument("--models", default="default,fast")
     parser.add_argument("--detectors", default="all")
     parser.add_argument("--fer-python", help="python of a venv with fer 25.10.3")
+    parser.add_argument("--side", type=int, default=512, help="photos enlarged to this side")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     cv2.setNumThreads(args.threads)
-    photos, crops = make_photos(args.photos)
+    photos, crops = make_photos(args.photos, args.side)
     detectors = list_detectors() if args.detectors == "all" else args.detectors.split(",")
-    lines = []
-    if args.fer_python:
-        fer = run_fer(args.fer_python, photos, crops, args.repeats)
-        lines.append(row("fer 25.10.3 (Haar + mini-Xception)", fer["ms"], fer["found"],
-                         len(photos), f"{fer['crops_per_s']:.0f} (batch 1)"))  # fmt: skip
+    fer_runs = [run_fer(args.fer_python, photos, crops, args.repeats)] if args.fer_python else []
+    rates: dict[str, str] = {}
+    recognizers: dict[str, Recognizer] = {}
+    crop_rates: dict[str, str] = {}
     for model in args.models.split(","):
-        rates = []
+        per_backend = []
         for backend in ("int8", "onnx", "torch"):
             r = Recognizer(model, backend=backend, tta="none", bf16=False)
             one, many = crops_per_second(r, crops, 1), crops_per_second(r, crops, 256)
-            rates.append(f"{backend}: {one:.0f} / {many:.0f}")
+            per_backend.append(f"{backend}: {one:.0f} / {many:.0f}")
+        rates[model] = "; ".join(per_backend)
         for detector in detectors:
+            recognizer = Recognizer(model, detector=detector)
             try:
-                recognizer = Recognizer(model, detector=detector)
-                ms, found = time_photos(recognizer, photos, args.repeats)
-            except Exception as exc:  # a detector that is not installed
+                recognizer.detector  # noqa: B018 (made now: one that is not installed fails here)
+            except ModelError as exc:
                 print(f"{model} with {detector}: skipped ({exc})", file=sys.stderr)
                 continue
             name = f"attnfer {model}, {detector}, {recognizer.backend}"
-            lines.append(row(name, ms, found, len(photos), "; ".join(rates)))
-    print(f"\n{len(photos)} photos of 512 x 512, one face each; {args.threads} thread(s)\n")
-    print("| system | ms per photo (median) | mean | faces found | crops/s (batch 1 / 256) |")
-    print("|---|---|---|---|---|")
+            recognizers[name], crop_rates[name] = recognizer, rates[model]
+    timed = time_photos(recognizers, photos, args.repeats)
+    if args.fer_python:  # fer again after attnfer: its time is the median over both runs
+        fer_runs.append(run_fer(args.fer_python, photos, crops, args.repeats))
+    lines, fer_ms = [], 0.0
+    if fer_runs:
+        ms = [t for run in fer_runs for t in run["ms"]]
+        fer_ms = float(np.median(ms))
+        rate = " and ".join(f"{run['crops_per_s']:.0f}" for run in fer_runs)
+        name = "fer 25.10.3 (Haar + mini-Xception)"
+        lines.append(row(name, ms, fer_runs[0]["found"], len(photos), f"{rate} (batch 1)", fer_ms))
+    for name, (ms, found) in timed.items():
+        lines.append(row(name, ms, found, len(photos), crop_rates[name], fer_ms))
+    size = f"{args.side} x {args.side}"
+    print(f"\n{len(photos)} photos of {size}, one face each; {args.threads} thread(s)\n")
+    print(
+        "| system | ms per photo (median) | mean | of fer's median | faces found "
+        "| crops/s (batch 1 / 256) |"
+    )
+    print("|---|---|---|---|---|---|")
     print("\n".join(lines))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 from attnfer.cli.predict import export, predict
 from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError
+from attnfer.faces.images import load_reduced
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import FaceResult, Recognizer
@@ -140,6 +142,40 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _big_jpeg(image: np.ndarray, long_side: int) -> bytes:
+    """``image`` enlarged to ``long_side`` (its longer side), as JPEG bytes."""
+    height, width = image.shape[:2]
+    size = (
+        round(width * long_side / max(height, width)),
+        round(height * long_side / max(height, width)),
+    )
+    ok, data = cv2.imencode(
+        ".jpg", cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)[..., ::-1]
+    )
+    assert ok
+    return data.tobytes()
+
+
+def test_large_jpegs_decode_reduced_and_report_the_files_pixels(recognizer) -> None:
+    """A JPEG over twice the detector's max_side decodes at 1/2, 1/4 or 1/8 of its size, no
+    smaller than that; its faces and boxes are those of the full decode, in the file's pixels."""
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    data = _big_jpeg(photo, 4000)  # 4000 px: decoded at 2000, twice the 960 px detection side
+    full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    reduced, factor = load_reduced(data, 1920)
+    assert factor == 2 and max(reduced.shape[:2]) == 2000 and max(full.shape[:2]) == 4000
+    shrunk = cv2.resize(full, reduced.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - reduced).mean() < 3  # the same picture
+    assert load_reduced(data, 2001)[1] == 1 and load_reduced(data, None)[1] == 1
+    assert load_reduced(_big_jpeg(photo, 8000), 1920)[1] == 4
+    png = cv2.imencode(".png", full)[1].tobytes()
+    assert load_reduced(png, 1920)[1] == 1  # only JPEGs have reduced scales
+    from_file, from_full = recognizer.predict(data), recognizer.predict(full)
+    assert len(from_file) == len(from_full) >= 1
+    for a, b in zip(from_file, from_full, strict=True):
+        assert _iou(a.box, b.box) > 0.9 and a.label == b.label
 
 
 def test_input_types_agree(recognizer) -> None:

@@ -17,6 +17,12 @@ Faces (``faces=``): ``detect`` runs the detector; ``crop`` takes the whole image
 where the detector finds nothing gives no face, and every result says whether its box was
 detected (``detected``) or is the whole image taken as a crop.
 
+Large JPEG files (paths or bytes; not arrays) decode at a reduced scale (1/2, 1/4 or 1/8) that
+keeps their longer side at least ``DECODE_MARGIN`` (2) times the detector's ``max_side`` (960):
+detection never runs finer than that, a face it can find keeps at least twice its detected
+resolution in the crop, and a phone photo decodes several times as fast. Boxes and landmarks are
+in the file's pixels all the same.
+
 Framing: a detected box is turned into the model's input as the model's file says for that
 detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed like the faces the
 model was trained on.
@@ -58,8 +64,9 @@ import torch
 from .errors import ConfigError, DataError, ModelError
 from .export import cached_onnx
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
+from .faces.base import MAX_SIDE
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
-from .faces.images import MAX_PIXELS, ImageInput
+from .faces.images import MAX_PIXELS, ImageInput, load_reduced
 from .precision import autocast
 from .preprocess import Preprocess, tta_views
 from .pretrained import load_pretrained, shipped_int8
@@ -68,6 +75,7 @@ FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("auto", "torch", "onnx", "int8")
 TTA_MODES = ("none", "flip", "tencrop")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
+DECODE_MARGIN = 2  # JPEGs decode at reduced scale down to this many times the detector's max_side
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
 
@@ -254,14 +262,20 @@ class Recognizer:
     def locate(self, image: ImageInput, bgr: bool = False) -> list[tuple[Face, np.ndarray]]:
         """The faces of one image with their aligned, model-sized crops (detected, or the whole
         image where it is a face crop: see ``faces``). ``bgr``: an array in OpenCV's order."""
-        rgb = load_image(image, self.max_pixels, bgr=bgr)
-        if self.faces == "crop" or (self.faces == "auto" and min(rgb.shape[:2]) <= CROP_SIDE):
-            return [self._whole(rgb)]
-        return [(f, self.align(rgb, f)) for f in self.detector.detect(rgb)]
+        made = self._detector if isinstance(self._detector, Detector) else None
+        finest = made.max_side if made else MAX_SIDE  # without making the detector for crops
+        min_side = None if self.faces == "crop" else DECODE_MARGIN * finest
+        rgb, reduction = load_reduced(image, min_side, self.max_pixels, bgr=bgr)
+        if self.faces == "crop" or (
+            self.faces == "auto" and min(rgb.shape[:2]) * reduction <= CROP_SIDE
+        ):
+            return [self._whole(rgb, reduction)]
+        return [(f.scaled(reduction), self.align(rgb, f)) for f in self.detector.detect(rgb)]
 
-    def _whole(self, image: np.ndarray) -> tuple[Face, np.ndarray]:
-        """The whole image as one face crop."""
-        height, width = image.shape[:2]
+    def _whole(self, image: np.ndarray, reduction: int = 1) -> tuple[Face, np.ndarray]:
+        """The whole image as one face crop; its box in the pixels of an image ``reduction``
+        times as large (the file's, when it was decoded at a reduced scale)."""
+        height, width = (reduction * side for side in image.shape[:2])
         crop = fit_to_input(image, self.preprocess.size, self.preprocess.channels)
         return Face((0.0, 0.0, float(width), float(height))), crop
 

@@ -294,19 +294,15 @@ def predict(
     with _progress(quiet) as bar:
         task = bar.add_task("predict", total=len(files))
         for chunk in _chunks(files, CHUNK):
-            loaded = []
-            for path in chunk:
-                try:
-                    loaded.append((path, load_image(path, recognizer.max_pixels)))
-                except DataError as exc:
-                    err_console.print(f"[yellow]skipped[/] {escape(str(exc))}")
+            done = []  # files, not arrays: the recognizer decodes large JPEGs at reduced scale
+            for path, found in zip(chunk, recognizer.predict_batch(chunk), strict=True):
+                if isinstance(found, DataError):
+                    err_console.print(f"[yellow]skipped[/] {escape(str(found))}")
                     skipped += 1
-            results = recognizer.predict_batch([image for _, image in loaded])
-            done = []
-            for (path, image), found in zip(loaded, results, strict=True):
-                assert not isinstance(found, DataError)  # arrays that loaded cannot fail
+                    continue
                 done.append({"file": str(path), "faces": [f.to_dict() for f in found]})
                 if save_annotated is not None:
+                    image = load_image(path, recognizer.max_pixels)
                     target = save_annotated / _annotated_name(path, used)
                     annotate(image, found, style=style).save(target, quality=90)
             n_images, n_faces = n_images + len(done), n_faces + sum(len(r["faces"]) for r in done)

@@ -4,11 +4,14 @@ Arrays are taken as RGB(A) (with ``bgr=True``, OpenCV's BGR(A)) or gray, uint8, 
 scaled by 1/257), other integers (16-bit when any value exceeds 255), floats (0..1 when no value
 exceeds 1, else 0..255) or bool. Alpha is composited on white. EXIF orientation is applied. An image
 whose header declares more than ``max_pixels`` pixels is refused before it is decoded.
+:func:`load_reduced` decodes large JPEGs at a reduced scale where full resolution is not needed
+(face detection runs at most at ``attnfer.faces.base.MAX_SIDE``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import warnings
@@ -103,7 +106,21 @@ def _check_size(image: Image.Image, where: str, max_pixels: int) -> None:
         )
 
 
-def _open_file(src: str | os.PathLike | bytes, where: str, max_pixels: int) -> np.ndarray:
+def _draft(image: Image.Image, min_side: int | None) -> int:
+    """Have a JPEG decode at the smallest of libjpeg's reduced scales (1/2, 1/4, 1/8) that keeps
+    its longer side at least ``min_side``; returns the factor its sides are divided by (1: full
+    size, for other formats and for images no larger)."""
+    width, height = image.size
+    if not min_side or image.format != "JPEG" or max(width, height) <= min_side:
+        return 1
+    factor = max(width, height) / min_side
+    image.draft("RGB", (math.ceil(width / factor), math.ceil(height / factor)))
+    return round(width / image.size[0])
+
+
+def _open_file(
+    src: str | os.PathLike | bytes, where: str, max_pixels: int, min_side: int | None = None
+) -> tuple[np.ndarray, int]:
     if isinstance(src, bytes):
         if not src:
             raise DataError(f"{where}: empty data (0 bytes)")
@@ -121,7 +138,8 @@ def _open_file(src: str | os.PathLike | bytes, where: str, max_pixels: int) -> n
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
             with Image.open(src) as image:
                 _check_size(image, where, max_pixels)
-                return pil_to_rgb(ImageOps.exif_transpose(image))
+                reduction = _draft(image, min_side)
+                return pil_to_rgb(ImageOps.exif_transpose(image)), reduction
     except UnidentifiedImageError:
         raise DataError(f"{where}: not an image (unknown or unsupported format)") from None
     except Image.DecompressionBombError as exc:
@@ -143,14 +161,24 @@ def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS, bgr: bool = False)
     Raises DataError naming the file (or the input's kind) and the problem: missing, empty, not
     an image, corrupt or truncated, above ``max_pixels``, or an unsupported array.
     """
+    return load_reduced(src, None, max_pixels, bgr)[0]
+
+
+def load_reduced(
+    src: ImageInput, min_side: int | None, max_pixels: int = MAX_PIXELS, bgr: bool = False
+) -> tuple[np.ndarray, int]:
+    """:func:`load_image`, except that a JPEG file (path or bytes) whose longer side exceeds
+    ``min_side`` is decoded at the smallest of libjpeg's reduced scales (1/2, 1/4 or 1/8) that
+    keeps its longer side at least ``min_side``, which decodes several times as fast. Returns the
+    image and the factor its sides were divided by (1 for every other input)."""
     where = describe(src)
     if isinstance(src, np.ndarray):
-        return array_to_rgb(bgr_to_rgb(src) if bgr else src)
+        return array_to_rgb(bgr_to_rgb(src) if bgr else src), 1
     if isinstance(src, Image.Image):
         _check_size(src, where, max_pixels)
-        return pil_to_rgb(ImageOps.exif_transpose(src))
+        return pil_to_rgb(ImageOps.exif_transpose(src)), 1
     if isinstance(src, bytearray | memoryview):
         src = bytes(src)
     if isinstance(src, str | os.PathLike | bytes):
-        return _open_file(src, where, max_pixels)
+        return _open_file(src, where, max_pixels, min_side)
     raise DataError(f"cannot read an image from a {type(src).__name__}")

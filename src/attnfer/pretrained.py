@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from .ensemble import ENSEMBLE_ARCH, build_ensemble, check_spec, ensemble_cost
 from .errors import ConfigError, ModelError
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
-from .models import create_model, list_models
+from .models import create_model, list_models, model_info
 from .models.cost import model_cost
 from .models.weights import read_metadata, read_weights, save_weights
 from .preprocess import Preprocess
@@ -44,6 +45,11 @@ class Pretrained:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     framing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clip(self) -> bool:
+        """Whether the model classifies clips (``B x K x C x H x W``) rather than images."""
+        return self.arch != ENSEMBLE_ARCH and model_info(self.arch).clip
 
     def framing_for(self, detector: str) -> Framing:
         """How ``detector``'s boxes map to this model's input; :data:`LEGACY_FRAMING` for a
@@ -132,10 +138,12 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
         framing = json.loads(meta.get("framing", "{}"))
     except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{path}: malformed metadata ({exc})") from None
-    if arch not in list_models():
+    if arch not in list_models() and arch != ENSEMBLE_ARCH:
         raise ModelError(f"{path}: unknown architecture {arch!r}")
     if not isinstance(kwargs, dict) or not isinstance(info, dict):
         raise ModelError(f"{path}: malformed metadata (model_kwargs and info must be mappings)")
+    if arch == ENSEMBLE_ARCH:
+        check_spec(kwargs, str(path))
     if not 1 <= len(label_names) <= 64 or not all(isinstance(n, str) for n in label_names):
         raise ModelError(f"{path}: malformed metadata (label_names: 1 to 64 names)")
     size, channels = preprocess.size, preprocess.channels
@@ -156,7 +164,10 @@ def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
     path = resolve(name_or_path)
     arch, kwargs, labels, preprocess, info, _ = _parse_metadata(read_metadata(path), path)
     shape = (preprocess.channels, preprocess.size, preprocess.size)
-    params, mflops = model_cost(arch, shape, num_classes=len(labels), **kwargs)
+    if arch == ENSEMBLE_ARCH:
+        params, mflops = ensemble_cost(kwargs, shape, len(labels))
+    else:
+        params, mflops = model_cost(arch, shape, num_classes=len(labels), **kwargs)
     return {
         "name": str(name_or_path),
         "arch": arch,
@@ -177,9 +188,12 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
     size = (preprocess.size, preprocess.size)
     try:
-        model = create_model(
-            arch, len(label_names), in_chans=preprocess.channels, input_size=size, **kwargs
-        )
+        if arch == ENSEMBLE_ARCH:
+            model = build_ensemble(kwargs, len(label_names), preprocess.channels, size)
+        else:
+            model = create_model(
+                arch, len(label_names), in_chans=preprocess.channels, input_size=size, **kwargs
+            )
     except (TypeError, ValueError, ConfigError) as exc:
         raise ModelError(f"{path}: model_kwargs do not fit {arch} ({exc})") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

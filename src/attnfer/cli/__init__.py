@@ -29,6 +29,7 @@ EXIT_CODES = "Exit codes: 0 all done; 1 some inputs failed; 2 a usage, model or 
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("attnfer.cli.predict", "predict"),
     "export": ("attnfer.cli.predict", "export"),
+    "ensemble": ("attnfer.cli.ensemble", "ensemble"),
     "explain": ("attnfer.cli.explain", "explain"),
     "region-maps": ("attnfer.cli.explain", "region_maps_command"),
     "models": ("attnfer.cli.models", "models_command"),

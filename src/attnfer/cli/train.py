@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ..data.readers import load_dataset
 from ..errors import ConfigError
-from ..models import model_info
 from ..train.config import Recipe, load_recipe
 from .options import detector_names, progress_bar
 
@@ -85,7 +84,7 @@ def evaluate(
     if faces == "detect":
         return _evaluate_photos(checkpoint, data, split, tta, bf16, detector, out)
     pre = load_pretrained(checkpoint)
-    if model_info(pre.arch).clip or "clips" in pre.info:  # a clip model: clip-level evaluation
+    if pre.clip or "clips" in pre.info:  # a clip model: clip-level evaluation
         from .video import evaluate_clips_command
 
         return evaluate_clips_command(checkpoint, data, split, None, out)
@@ -149,7 +148,7 @@ def calibrate(
     if split == "test":
         raise ConfigError("fit on a held-out split (val), not test: test scores the result")
     pre = load_pretrained(checkpoint)
-    if model_info(pre.arch).clip:
+    if pre.clip:
         raise ConfigError(f"{checkpoint}: calibrate takes image models, not clip models")
     dataset = load_dataset(data)
     part = dataset if split == "all" else dataset.split(split)

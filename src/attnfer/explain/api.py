@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..ensemble import ENSEMBLE_ARCH
 from ..errors import ConfigError
 from ..preprocess import Preprocess
 from ..pretrained import Pretrained, load_pretrained
@@ -87,6 +88,11 @@ def _method_maps(
 ) -> tuple[dict[str, Tensor], Tensor | None, str]:
     """``(maps [B, ...] by name, target classes or None, note)`` of one method."""
     model = pre.model
+    if method != "occlusion" and pre.arch == ENSEMBLE_ARCH:
+        raise ConfigError(
+            f"--method {method} looks inside one network and this model averages "
+            f"{len(pre.model.members)}: explain it with occlusion, or explain one of its members"
+        )
     if method == "occlusion":
         window, stride, fill = options["window"], options["stride"], options["fill"]
         found = occlusion(

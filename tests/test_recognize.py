@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 import typer
-from PIL import Image
+from PIL import ExifTags, Image
 from safetensors import safe_open
 from typer.testing import CliRunner
 
 from attnfer.cli.predict import export, predict
 from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError
-from attnfer.faces.images import load_reduced
+from attnfer.faces.images import decode
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.pretrained import load_pretrained, resolve
 from attnfer.recognize import FaceResult, Recognizer
@@ -164,18 +164,35 @@ def test_large_jpegs_decode_reduced_and_report_the_files_pixels(recognizer) -> N
     photo = np.asarray(Image.open(EXAMPLE).convert("RGB"))
     data = _big_jpeg(photo, 4000)  # 4000 px: decoded at 2000, twice the 960 px detection side
     full = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-    reduced, factor = load_reduced(data, 1920)
+    decoded = decode(data, 1920)
+    reduced, factor = decoded.image, decoded.reduction
     assert factor == 2 and max(reduced.shape[:2]) == 2000 and max(full.shape[:2]) == 4000
+    assert decoded.size == (full.shape[1], full.shape[0])  # the file's size, not the decoded one
     shrunk = cv2.resize(full, reduced.shape[1::-1], interpolation=cv2.INTER_AREA)
     assert np.abs(shrunk.astype(int) - reduced).mean() < 3  # the same picture
-    assert load_reduced(data, 2001)[1] == 1 and load_reduced(data, None)[1] == 1
-    assert load_reduced(_big_jpeg(photo, 8000), 1920)[1] == 4
+    assert decode(data, 2001).reduction == 1 and decode(data, None).reduction == 1
+    assert decode(_big_jpeg(photo, 8000), 1920).reduction == 4
     png = cv2.imencode(".png", full)[1].tobytes()
-    assert load_reduced(png, 1920)[1] == 1  # only JPEGs have reduced scales
+    assert decode(png, 1920).reduction == 1  # only JPEGs have reduced scales
+    assert decode(decoded, None) is decoded
     from_file, from_full = recognizer.predict(data), recognizer.predict(full)
     assert len(from_file) == len(from_full) >= 1
     for a, b in zip(from_file, from_full, strict=True):
         assert _iou(a.box, b.box) > 0.9 and a.label == b.label
+
+
+def test_a_sideways_jpeg_reports_its_upright_size() -> None:
+    """EXIF orientation 6 (turned a quarter): decoded upright, at either scale, and its size is the
+    upright one."""
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(cv2.resize(photo, (4000, 3000))).save(buffer, "JPEG", exif=exif)
+    for side, reduction in ((None, 1), (1920, 2)):
+        decoded = decode(buffer.getvalue(), side)
+        assert decoded.size == (3000, 4000) and decoded.reduction == reduction
+        assert decoded.image.shape[:2] == (4000 // reduction, 3000 // reduction)
 
 
 def test_input_types_agree(recognizer) -> None:

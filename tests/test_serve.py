@@ -104,6 +104,24 @@ def test_predict_finds_the_happy_astronaut(client: TestClient) -> None:
     assert response.json()["batch_size"] == 1 and response.json()["time_ms"] > 0
 
 
+def test_a_large_jpeg_is_answered_in_its_own_pixels(app, client: TestClient, recognizer) -> None:
+    """A 4000 x 3000 upload decodes at half size (twice the detector's 960 px is enough); the
+    answer gives the file's size and its face where the full decode puts it."""
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((4000, 3000)))
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=90)
+    decoded = asyncio.run(app.state.server.decode("big.jpg", buffer.getvalue()))
+    assert decoded.reduction == 2 and decoded.image.shape == (1500, 2000, 3)
+    response = client.post("/v1/predict", files={"file": ("big.jpg", buffer.getvalue())})
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["width"], answer["height"]) == (4000, 3000)
+    (face,) = answer["faces"]
+    (full,) = recognizer.predict(photo)
+    assert face["label"] == full.label
+    assert np.allclose(face["box"], full.box, atol=0.02 * 4000)
+
+
 def test_batch_reports_a_corrupt_file_and_serves_the_others(client: TestClient) -> None:
     photo = EXAMPLE.read_bytes()
     files = [

@@ -66,7 +66,7 @@ from .export import cached_onnx
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
 from .faces.base import MAX_SIDE
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
-from .faces.images import MAX_PIXELS, ImageInput, load_reduced
+from .faces.images import MAX_PIXELS, ImageInput, decode
 from .precision import autocast
 from .preprocess import Preprocess, tta_views
 from .pretrained import load_pretrained, shipped_int8
@@ -259,13 +259,20 @@ class Recognizer:
         size, channels = self.preprocess.size, self.preprocess.channels
         return align_face(image, face, size, channels, self.framing)
 
+    @property
+    def decode_side(self) -> int | None:
+        """The longer side down to which :meth:`locate` decodes a large JPEG at a reduced scale
+        (:func:`attnfer.faces.images.decode`); None where it takes images whole as crops."""
+        if self.faces == "crop":
+            return None
+        made = self._detector if isinstance(self._detector, Detector) else None
+        return DECODE_MARGIN * (made.max_side if made else MAX_SIDE)  # without making a detector
+
     def locate(self, image: ImageInput, bgr: bool = False) -> list[tuple[Face, np.ndarray]]:
         """The faces of one image with their aligned, model-sized crops (detected, or the whole
         image where it is a face crop: see ``faces``). ``bgr``: an array in OpenCV's order."""
-        made = self._detector if isinstance(self._detector, Detector) else None
-        finest = made.max_side if made else MAX_SIDE  # without making the detector for crops
-        min_side = None if self.faces == "crop" else DECODE_MARGIN * finest
-        rgb, reduction = load_reduced(image, min_side, self.max_pixels, bgr=bgr)
+        decoded = decode(image, self.decode_side, self.max_pixels, bgr=bgr)
+        rgb, reduction = decoded.image, decoded.reduction
         if self.faces == "crop" or (
             self.faces == "auto" and min(rgb.shape[:2]) * reduction <= CROP_SIDE
         ):

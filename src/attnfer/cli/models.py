@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..ensemble import ENSEMBLE_ARCH
 from ..models import list_models, model_info
 from ..models.cost import model_cost
 from ..pretrained import SHIPPED, describe_model
@@ -20,6 +21,13 @@ COST_NOTE = (
 def _val_accuracy(info: dict[str, Any]) -> str:
     acc = info.get("best_val_acc")
     return "" if acc is None else f"{100 * acc:.2f}%"
+
+
+def _architecture(arch: str, kwargs: dict[str, Any]) -> str:
+    """``resnet18_cbam stem=cifar_s2``; an ensemble lists its members' architectures."""
+    if arch == ENSEMBLE_ARCH:
+        return f"ensemble of {', '.join(m['arch'] for m in kwargs['members'])}"
+    return " ".join([arch, *(f"{k}={v}" for k, v in kwargs.items())])
 
 
 def shipped_table() -> Table:
@@ -37,7 +45,7 @@ def shipped_table() -> Table:
     for name in SHIPPED:
         m = describe_model(name)
         c, h, w = m["input"]
-        arch = " ".join([m["arch"], *(f"{k}={v}" for k, v in m["kwargs"].items())])
+        arch = _architecture(m["arch"], m["kwargs"])
         cost = f"{m['params'] / 1e6:.2f} M parameters, {m['mflops']:,.0f} MFLOPs"
         calibrated = "\ncalibrated" if "calibration" in m["info"] else ""
         table.add_row(

@@ -4,8 +4,8 @@ Arrays are taken as RGB(A) (with ``bgr=True``, OpenCV's BGR(A)) or gray, uint8, 
 scaled by 1/257), other integers (16-bit when any value exceeds 255), floats (0..1 when no value
 exceeds 1, else 0..255) or bool. Alpha is composited on white. EXIF orientation is applied. An image
 whose header declares more than ``max_pixels`` pixels is refused before it is decoded.
-:func:`load_reduced` decodes large JPEGs at a reduced scale where full resolution is not needed
-(face detection runs at most at ``attnfer.faces.base.MAX_SIDE``).
+:func:`decode` decodes large JPEGs at a reduced scale where full resolution is not needed (face
+detection runs at most at ``attnfer.faces.base.MAX_SIDE``) and says by how much.
 """
 
 from __future__ import annotations
@@ -15,15 +15,29 @@ import math
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
 MAX_PIXELS = 100_000_000  # 100 MP: larger files are refused before decoding
-ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
+SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations that turn an image by a quarter
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image as :func:`decode` gives it: ``image`` (H x W x 3 RGB uint8) holds the picture at
+    1 / ``reduction`` of its sides, ``size`` is its full (width, height), upright."""
+
+    image: np.ndarray
+    reduction: int
+    size: tuple[int, int]
+
+
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray | Decoded
 _INT16_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
@@ -120,7 +134,7 @@ def _draft(image: Image.Image, min_side: int | None) -> int:
 
 def _open_file(
     src: str | os.PathLike | bytes, where: str, max_pixels: int, min_side: int | None = None
-) -> tuple[np.ndarray, int]:
+) -> Decoded:
     if isinstance(src, bytes):
         if not src:
             raise DataError(f"{where}: empty data (0 bytes)")
@@ -138,8 +152,13 @@ def _open_file(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
             with Image.open(src) as image:
                 _check_size(image, where, max_pixels)
+                width, height = image.size
+                if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS:
+                    width, height = height, width
                 reduction = _draft(image, min_side)
-                return pil_to_rgb(ImageOps.exif_transpose(image)), reduction
+                return Decoded(
+                    pil_to_rgb(ImageOps.exif_transpose(image)), reduction, (width, height)
+                )
     except UnidentifiedImageError:
         raise DataError(f"{where}: not an image (unknown or unsupported format)") from None
     except Image.DecompressionBombError as exc:
@@ -161,22 +180,26 @@ def load_image(src: ImageInput, max_pixels: int = MAX_PIXELS, bgr: bool = False)
     Raises DataError naming the file (or the input's kind) and the problem: missing, empty, not
     an image, corrupt or truncated, above ``max_pixels``, or an unsupported array.
     """
-    return load_reduced(src, None, max_pixels, bgr)[0]
+    return decode(src, None, max_pixels, bgr).image
 
 
-def load_reduced(
+def decode(
     src: ImageInput, min_side: int | None, max_pixels: int = MAX_PIXELS, bgr: bool = False
-) -> tuple[np.ndarray, int]:
+) -> Decoded:
     """:func:`load_image`, except that a JPEG file (path or bytes) whose longer side exceeds
     ``min_side`` is decoded at the smallest of libjpeg's reduced scales (1/2, 1/4 or 1/8) that
-    keeps its longer side at least ``min_side``, which decodes several times as fast. Returns the
-    image and the factor its sides were divided by (1 for every other input)."""
+    keeps its longer side at least ``min_side``, which decodes several times as fast. A
+    :class:`Decoded` passes through as it is."""
     where = describe(src)
+    if isinstance(src, Decoded):
+        return src
     if isinstance(src, np.ndarray):
-        return array_to_rgb(bgr_to_rgb(src) if bgr else src), 1
+        rgb = array_to_rgb(bgr_to_rgb(src) if bgr else src)
+        return Decoded(rgb, 1, (rgb.shape[1], rgb.shape[0]))
     if isinstance(src, Image.Image):
         _check_size(src, where, max_pixels)
-        return pil_to_rgb(ImageOps.exif_transpose(src)), 1
+        rgb = pil_to_rgb(ImageOps.exif_transpose(src))
+        return Decoded(rgb, 1, (rgb.shape[1], rgb.shape[0]))
     if isinstance(src, bytearray | memoryview):
         src = bytes(src)
     if isinstance(src, str | os.PathLike | bytes):

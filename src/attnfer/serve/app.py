@@ -1,12 +1,13 @@
 """The recognition server: a FastAPI app with the JSON API and the demo page.
 
 ``create_app()`` loads the model and the face detector once; every request shares them through a
-:class:`~attnfer.serve.batching.MicroBatcher`. Uploads are decoded in the server's thread pool,
-the model runs in the batcher's worker threads, and the event loop never waits on either. The
-app sits behind :class:`~attnfer.serve.hardening.Guard` (Host allow-list, token, requests in
-flight, body size, security headers), and an image holds its pixels (read from its header) in a
-:class:`~attnfer.serve.hardening.PixelBudget` shared by all requests from before it is decoded
-until its faces are found.
+:class:`~attnfer.serve.batching.MicroBatcher`. Uploads are decoded in the server's thread pool (a
+large JPEG at the reduced scale detection needs, boxes still in its pixels), the model runs in the
+batcher's worker threads, and the event loop never waits on either. The app sits behind
+:class:`~attnfer.serve.hardening.Guard` (Host allow-list, token, requests in flight, body size,
+security headers), and an image holds its pixels (read from its header) in a
+:class:`~attnfer.serve.hardening.PixelBudget` shared by all requests from before it is decoded until
+its faces are found.
 
 Endpoints: ``POST /v1/predict`` (one image), ``POST /v1/predict/batch`` (several, one result or
 error each), ``GET /v1/models``, ``GET /healthz``, the demo page at ``/`` and the OpenAPI schema
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
 from ..errors import DataError
-from ..faces.images import describe, load_image
+from ..faces.images import Decoded, decode, describe
 from ..pretrained import SHIPPED, load_pretrained
 from ..recognize import Recognizer
 from .batching import WORKERS, Batched, MicroBatcher
@@ -201,10 +201,12 @@ class Server:
     max_pixels: int
     max_files: int
 
-    async def decode(self, name: str, data: bytes) -> np.ndarray:
-        """The image as an RGB array, or an HTTPException naming the file and the problem."""
+    async def decode(self, name: str, data: bytes) -> Decoded:
+        """The image, decoded as finely as the recognizer needs (a large JPEG at a reduced
+        scale), or an HTTPException naming the file and the problem."""
+        side = self.batcher.recognizer.decode_side
         try:
-            return await run_in_threadpool(load_image, data, self.max_pixels)
+            return await run_in_threadpool(decode, data, side, self.max_pixels)
         except DataError as exc:
             problem = str(exc).removeprefix(f"{describe(data)}: ")
             status = 413 if "above the limit" in problem else 422
@@ -215,9 +217,9 @@ class Server:
         before decoding until the faces are found."""
         try:
             async with self.budget.hold(min(header_pixels(data), self.max_pixels)):
-                image = await self.decode(name, data)
-                found = await self.batcher.predict(image)
-                return image.shape[1], image.shape[0], found
+                decoded = await self.decode(name, data)
+                found = await self.batcher.predict(decoded)
+                return *decoded.size, found
         except Busy as exc:
             raise HTTPException(503, f"{name}: {exc}", {"Retry-After": "5"}) from None
 

@@ -21,9 +21,8 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import DataError
+from ..faces.images import ImageInput
 from ..recognize import FaceResult, Recognizer
 from .limits import WORKERS
 
@@ -36,7 +35,7 @@ class Batched:
     batch_size: int
 
 
-Job = tuple[np.ndarray, Future[Batched]]  # a decoded image and its result
+Job = tuple[ImageInput, Future[Batched]]  # an image (the server's are decoded) and its result
 
 
 def with_own_detector(recognizer: Recognizer) -> Recognizer:
@@ -76,12 +75,13 @@ class MicroBatcher:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # the workers' queue
         self._lock = threading.Lock()  # guards the workers and their queue
 
-    async def predict(self, image: np.ndarray) -> Batched:
-        """The faces in a decoded RGB image, from the next batch."""
+    async def predict(self, image: ImageInput) -> Batched:
+        """The faces in an image (one :class:`~attnfer.recognize.Recognizer` takes), from the
+        next batch."""
         return await asyncio.wrap_future(self.submit(image))
 
-    def submit(self, image: np.ndarray) -> Future[Batched]:
-        """Queue a decoded RGB image; the future gets its faces (or the error)."""
+    def submit(self, image: ImageInput) -> Future[Batched]:
+        """Queue an image; the future gets its faces (or the error)."""
         future: Future[Batched] = Future()
         with self._lock:
             if not self._workers:

@@ -13,14 +13,14 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from attnfer.cli import app
-from attnfer.ensemble import ENSEMBLE_ARCH, Ensemble, combine
 from attnfer.errors import ConfigError, ModelError
 from attnfer.explain import explain_crops
 from attnfer.export import export_model
 from attnfer.models import create_model
+from attnfer.models.ensemble import ENSEMBLE_ARCH, Ensemble
 from attnfer.models.weights import read_metadata
 from attnfer.preprocess import Preprocess
-from attnfer.pretrained import describe_model, load_pretrained, save_pretrained
+from attnfer.pretrained import describe_model, load_pretrained, save_ensemble, save_pretrained
 from attnfer.recognize import Recognizer
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -49,7 +49,7 @@ def _faces(n: int = 6) -> np.ndarray:
 
 
 def test_ensemble_averages_its_members_probabilities_with_their_weights(tmp_path, members):
-    path = combine(members, tmp_path / "e.safetensors", weights=[3, 1])
+    path = save_ensemble(members, tmp_path / "e.safetensors", weights=[3, 1])
     ens = load_pretrained(path)
     assert ens.arch == ENSEMBLE_ARCH and isinstance(ens.model, Ensemble)
     x = torch.randn(5, 1, 48, 48)
@@ -69,7 +69,7 @@ def test_ensemble_averages_its_members_probabilities_with_their_weights(tmp_path
 
 
 def test_ensemble_cost_is_its_members_summed(tmp_path, members):
-    path = combine(members, tmp_path / "e.safetensors")
+    path = save_ensemble(members, tmp_path / "e.safetensors")
     parts = [describe_model(m) for m in members]
     whole = describe_model(path)
     assert whole["params"] == sum(p["params"] for p in parts)
@@ -78,17 +78,17 @@ def test_ensemble_cost_is_its_members_summed(tmp_path, members):
 
 def test_ensemble_refuses_what_cannot_be_averaged(tmp_path, members):
     with pytest.raises(ConfigError, match="2 to 16 models"):
-        combine(members[:1], tmp_path / "e.safetensors")
+        save_ensemble(members[:1], tmp_path / "e.safetensors")
     with pytest.raises(ConfigError, match="one weight each"):
-        combine(members, tmp_path / "e.safetensors", weights=[1, 1, 1])
+        save_ensemble(members, tmp_path / "e.safetensors", weights=[1, 1, 1])
     with pytest.raises(ConfigError, match="not all 0"):
-        combine(members, tmp_path / "e.safetensors", weights=[0, 0])
+        save_ensemble(members, tmp_path / "e.safetensors", weights=[0, 0])
     rgb = _member(tmp_path / "rgb.safetensors", "resnet10", 2, Preprocess(48, 3), width=8)
     with pytest.raises(ConfigError, match=r"rgb\.safetensors takes"):
-        combine([members[0], rgb], tmp_path / "e.safetensors")
-    nested = combine(members, tmp_path / "e.safetensors")
+        save_ensemble([members[0], rgb], tmp_path / "e.safetensors")
+    nested = save_ensemble(members, tmp_path / "e.safetensors")
     with pytest.raises(ConfigError, match="an ensemble already"):
-        combine([nested, members[0]], tmp_path / "f.safetensors")
+        save_ensemble([nested, members[0]], tmp_path / "f.safetensors")
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_ensemble_refuses_what_cannot_be_averaged(tmp_path, members):
     ],
 )
 def test_a_malformed_ensemble_file_is_a_model_error_naming_it(tmp_path, members, spec, problem):
-    path = combine(members, tmp_path / "e.safetensors")
+    path = save_ensemble(members, tmp_path / "e.safetensors")
     meta = read_metadata(path)
     bad = tmp_path / "bad.safetensors"
     save_file(load_file(path), bad, {**meta, "model_kwargs": json.dumps(spec)})
@@ -131,7 +131,7 @@ def test_ensemble_command_writes_a_file_every_command_takes(tmp_path, members):
 
 
 def test_explain_takes_an_ensemble_by_occlusion_and_refuses_a_look_inside(tmp_path, members):
-    path = combine(members, tmp_path / "e.safetensors")
+    path = save_ensemble(members, tmp_path / "e.safetensors")
     found = explain_crops(path, _faces(2), "occlusion", window=16, stride=16)
     assert len(found) == 2 and found[0].maps["drop"].shape == (48, 48)
     for method in ("gradcam", "cbam"):

@@ -4,13 +4,15 @@ The metadata records the architecture and its arguments, the label names, the pr
 the framing (where the model's input square lies relative to each face detector's box; see
 :mod:`attnfer.faces.framing`), so ``load_pretrained(path)`` rebuilds a ready model with no pickle
 involved. A file is checked as it loads: sizes in range, arguments the architecture takes, finite
-weights; anything else is a one-line ModelError naming the file.
+weights; anything else is a one-line ModelError naming the file. An ensemble of such models is one
+such file too (:func:`save_ensemble`, :mod:`attnfer.models.ensemble`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,18 +20,31 @@ from typing import Any
 
 import torch
 
-from .ensemble import ENSEMBLE_ARCH, build_ensemble, check_spec, ensemble_cost
 from .errors import ConfigError, ModelError
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .models import create_model, list_models, model_info
 from .models.cost import model_cost
+from .models.ensemble import (
+    ENSEMBLE_ARCH,
+    MAX_MEMBERS,
+    Ensemble,
+    build_ensemble,
+    check_spec,
+    ensemble_cost,
+)
 from .models.weights import read_metadata, read_weights, save_weights
 from .preprocess import Preprocess
 
-# Shipped models by name (docs/model_card.md): "default" is the most accurate (ResNet18 + CBAM,
-# recipes/default/), "fast" a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video.
-SHIPPED = {"default": "default.safetensors", "fast": "fast.safetensors"}
-# Their int8 ONNX files (attnfer.export.quantize_onnx), run by default on the CPU.
+# Shipped models by name (docs/model_card.md): "default" (ResNet18 + CBAM, recipes/default/), "fast"
+# a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video, "ensemble" the most accurate
+# (default and two one-hour networks of recipes/fast70/, averaged; twice default's compute).
+SHIPPED = {
+    "default": "default.safetensors",
+    "fast": "fast.safetensors",
+    "ensemble": "ensemble.safetensors",
+}
+# The int8 ONNX files (attnfer.export.quantize_onnx) run by default on the CPU; "ensemble" has none
+# (the package's weights stay under 100 MB) and runs its fp32 ONNX export.
 SHIPPED_INT8 = {"default": "default.int8.onnx", "fast": "fast.int8.onnx"}
 MAX_INPUT_SIZE = 1024  # the largest input side a model file may ask for
 
@@ -206,3 +221,49 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
         raise ModelError(f"{path}: weights do not fit {arch}: {exc}") from None
     model.eval().to(device)
     return Pretrained(model, arch, label_names, preprocess, kwargs, info, framing)
+
+
+def save_ensemble(
+    models: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    weights: Sequence[float] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write the ensemble of ``models`` (shipped names, run folders or model files; weights equal
+    unless given) to ``out``. It takes the label names, preprocessing and framing of the first
+    model: list first the one whose framing was measured.
+
+    Raises ConfigError for fewer than two models, a weight count that differs, members that are
+    ensembles themselves, or members that disagree on label names or preprocessing.
+    """
+    weights = [1.0] * len(models) if weights is None else list(weights)
+    if not 2 <= len(models) <= MAX_MEMBERS or len(weights) != len(models):
+        raise ConfigError(
+            f"an ensemble needs 2 to {MAX_MEMBERS} models and one weight each "
+            f"({len(models)} models, {len(weights)} weights)"
+        )
+    if min(weights) < 0 or sum(weights) <= 0:
+        raise ConfigError(f"ensemble weights must be >= 0, not all 0: {weights}")
+    loaded = [load_pretrained(m) for m in models]
+    first = loaded[0]
+    for name, pre in zip(models, loaded, strict=True):
+        if pre.arch == ENSEMBLE_ARCH:
+            raise ConfigError(f"{name} is an ensemble already: list its members instead")
+        if (pre.label_names, pre.preprocess) != (first.label_names, first.preprocess):
+            raise ConfigError(
+                f"{name} takes {pre.preprocess} and predicts {', '.join(pre.label_names)}; "
+                f"{models[0]} takes {first.preprocess} and predicts {', '.join(first.label_names)}"
+            )
+    spec = {
+        "members": [{"arch": p.arch, "kwargs": p.model_kwargs} for p in loaded],
+        "weights": weights,
+    }
+    info = {
+        "members": [str(m) for m in models],
+        "member_val_acc": [p.info.get("best_val_acc") for p in loaded],
+    }
+    model = Ensemble([p.model for p in loaded], weights)
+    ensemble = Pretrained(
+        model, ENSEMBLE_ARCH, first.label_names, first.preprocess, spec, info, first.framing
+    )
+    return ensemble.save(out, half=half)

@@ -34,7 +34,7 @@ def ensemble(
     theirs; every command takes it as a model. It carries the first model's framing.
 
     Choose members and weights on val (`python benchmarks/ensemble.py`), never on test."""
-    from ..ensemble import combine
+    from ..pretrained import save_ensemble
 
-    path = combine(models, out, _weights(weights), half)
+    path = save_ensemble(models, out, _weights(weights), half)
     console.print(f"wrote {path} ({len(models)} members, {path.stat().st_size / 1e6:.1f} MB)")

@@ -7,9 +7,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..ensemble import ENSEMBLE_ARCH
 from ..models import list_models, model_info
 from ..models.cost import model_cost
+from ..models.ensemble import ENSEMBLE_ARCH
 from ..pretrained import SHIPPED, describe_model
 
 COST_NOTE = (

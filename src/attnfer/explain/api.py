@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..ensemble import ENSEMBLE_ARCH
 from ..errors import ConfigError
+from ..models.ensemble import ENSEMBLE_ARCH
 from ..preprocess import Preprocess
 from ..pretrained import Pretrained, load_pretrained
 from .attention import attention_maps, stn_warp

@@ -1,27 +1,26 @@
 """Ensembles: several trained models that classify the same faces, their class probabilities
-averaged, kept as one model file.
+averaged.
 
-An ensemble file is an attnfer model file (:mod:`attnfer.pretrained`) whose ``arch`` is
+An ensemble is kept as a model file (:func:`attnfer.pretrained.save_ensemble`) whose ``arch`` is
 :data:`ENSEMBLE_ARCH` and whose ``model_kwargs`` list the members (``arch``, ``kwargs``) and their
-weights; the members' tensors are stored under ``members.<i>.``. Loaded, it is an
+weights; the members' tensors are stored under ``members.<i>.``. Built, it is an
 :class:`Ensemble`, whose output is the log of the weighted mean of the members' probabilities:
 ``softmax`` of it gives that mean, so evaluation, test-time augmentation, ONNX export and
-distillation take it as they take any model.
+distillation take it as they take any model. It is no zoo architecture (no ``forward_features``
+or ``classifier``): it is not registered, and training and Grad-CAM do not take it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError, ModelError
-from .models import create_model, list_models, model_info
-from .models.cost import model_cost
+from ..errors import ModelError
+from .cost import model_cost
+from .registry import create_model, list_models, model_info
 
 ENSEMBLE_ARCH = "ensemble"
 MAX_MEMBERS = 16
@@ -79,51 +78,3 @@ def ensemble_cost(kwargs: Mapping[str, Any], shape: tuple[int, int, int], num_cl
     members, _ = check_spec(kwargs, ENSEMBLE_ARCH)
     costs = [model_cost(m["arch"], shape, num_classes=num_classes, **m["kwargs"]) for m in members]
     return sum(c[0] for c in costs), sum(c[1] for c in costs)
-
-
-def combine(
-    models: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    weights: Sequence[float] | None = None,
-    half: bool = False,
-) -> Path:
-    """Write the ensemble of ``models`` (shipped names, run folders or model files; weights equal
-    unless given) to ``out``. It takes the label names, preprocessing and framing of the first
-    model: list first the one whose framing was measured.
-
-    Raises ConfigError for fewer than two models, a weight count that differs, members that are
-    ensembles themselves, or members that disagree on label names or preprocessing.
-    """
-    from .pretrained import Pretrained, load_pretrained
-
-    weights = [1.0] * len(models) if weights is None else list(weights)
-    if not 2 <= len(models) <= MAX_MEMBERS or len(weights) != len(models):
-        raise ConfigError(
-            f"an ensemble needs 2 to {MAX_MEMBERS} models and one weight each "
-            f"({len(models)} models, {len(weights)} weights)"
-        )
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ConfigError(f"ensemble weights must be >= 0, not all 0: {weights}")
-    loaded = [load_pretrained(m) for m in models]
-    first = loaded[0]
-    for name, pre in zip(models, loaded, strict=True):
-        if pre.arch == ENSEMBLE_ARCH:
-            raise ConfigError(f"{name} is an ensemble already: list its members instead")
-        if (pre.label_names, pre.preprocess) != (first.label_names, first.preprocess):
-            raise ConfigError(
-                f"{name} takes {pre.preprocess} and predicts {', '.join(pre.label_names)}; "
-                f"{models[0]} takes {first.preprocess} and predicts {', '.join(first.label_names)}"
-            )
-    spec = {
-        "members": [{"arch": p.arch, "kwargs": p.model_kwargs} for p in loaded],
-        "weights": weights,
-    }
-    info = {
-        "members": [str(m) for m in models],
-        "member_val_acc": [p.info.get("best_val_acc") for p in loaded],
-    }
-    model = Ensemble([p.model for p in loaded], weights)
-    ensemble = Pretrained(
-        model, ENSEMBLE_ARCH, first.label_names, first.preprocess, spec, info, first.framing
-    )
-    return ensemble.save(out, half=half)

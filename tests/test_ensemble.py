@@ -66,6 +66,7 @@ def test_ensemble_averages_its_members_probabilities_with_their_weights(tmp_path
     # It carries the first member's framing, labels and preprocessing.
     assert ens.framing == load_pretrained(members[0]).framing and ens.framing
     assert ens.label_names == LABELS and ens.preprocess == GRAY48
+    assert ens.info["members"] == ["a.safetensors", "b.safetensors"]  # names, not paths
 
 
 def test_ensemble_cost_is_its_members_summed(tmp_path, members):

@@ -259,7 +259,7 @@ def save_ensemble(
         "weights": weights,
     }
     info = {
-        "members": [str(m) for m in models],
+        "members": [Path(m).name for m in models],  # names, not paths (served models show info)
         "member_val_acc": [p.info.get("best_val_acc") for p in loaded],
     }
     model = Ensemble([p.model for p in loaded], weights)

@@ -36,6 +36,7 @@ from attnfer.data.readers import load_dataset
 from attnfer.errors import ModelError
 from attnfer.faces import list_detectors
 from attnfer.faces.compose import PhotoStyle, compose_photo
+from attnfer.pretrained import shipped_int8
 from attnfer.recognize import Recognizer
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -157,7 +158,7 @@ def main() -> None:
     crop_rates: dict[str, str] = {}
     for model in args.models.split(","):
         per_backend = []
-        for backend in ("int8", "onnx", "torch"):
+        for backend in ("int8", "onnx", "torch") if shipped_int8(model) else ("onnx", "torch"):
             r = Recognizer(model, backend=backend, tta="none", bf16=False)
             one, many = crops_per_second(r, crops, 1), crops_per_second(r, crops, 256)
             per_backend.append(f"{backend}: {one:.0f} / {many:.0f}")

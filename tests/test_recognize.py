@@ -158,6 +158,7 @@ def _big_jpeg(image: np.ndarray, long_side: int) -> bytes:
     return data.tobytes()
 
 
+@pytest.mark.slow
 def test_large_jpegs_decode_reduced_and_report_the_files_pixels(recognizer) -> None:
     """A JPEG over twice the detector's max_side decodes at 1/2, 1/4 or 1/8 of its size, no
     smaller than that; its faces and boxes are those of the full decode, in the file's pixels."""

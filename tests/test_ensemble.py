@@ -82,8 +82,9 @@ def test_ensemble_refuses_what_cannot_be_averaged(tmp_path, members):
         save_ensemble(members[:1], tmp_path / "e.safetensors")
     with pytest.raises(ConfigError, match="one weight each"):
         save_ensemble(members, tmp_path / "e.safetensors", weights=[1, 1, 1])
-    with pytest.raises(ConfigError, match="not all 0"):
-        save_ensemble(members, tmp_path / "e.safetensors", weights=[0, 0])
+    for weights in ([0, 0], [1, float("inf")], [1, float("nan")]):
+        with pytest.raises(ConfigError, match="finite, >= 0, not all 0"):
+            save_ensemble(members, tmp_path / "e.safetensors", weights=weights)
     rgb = _member(tmp_path / "rgb.safetensors", "resnet10", 2, Preprocess(48, 3), width=8)
     with pytest.raises(ConfigError, match=r"rgb\.safetensors takes"):
         save_ensemble([members[0], rgb], tmp_path / "e.safetensors")
@@ -100,6 +101,7 @@ def test_ensemble_refuses_what_cannot_be_averaged(tmp_path, members):
         ({"members": [{"arch": "nonet", "kwargs": {}}] * 2, "weights": [1, 1]}, "no image model"),
         ({"members": [{"arch": "fan_resnet18", "kwargs": {}}] * 2, "weights": [1, 1]}, "no image"),
         ({"members": [{"arch": "resnet10", "kwargs": {}}] * 2, "weights": [1, -1]}, "weights"),
+        ({"members": [{"arch": "resnet10", "kwargs": {}}] * 2, "weights": [1, 1e999]}, "finite"),
     ],
 )
 def test_a_malformed_ensemble_file_is_a_model_error_naming_it(tmp_path, members, spec, problem):

@@ -11,6 +11,7 @@ such file too (:func:`save_ensemble`, :mod:`attnfer.models.ensemble`).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -242,8 +243,8 @@ def save_ensemble(
             f"an ensemble needs 2 to {MAX_MEMBERS} models and one weight each "
             f"({len(models)} models, {len(weights)} weights)"
         )
-    if min(weights) < 0 or sum(weights) <= 0:
-        raise ConfigError(f"ensemble weights must be >= 0, not all 0: {weights}")
+    if not all(0 <= w < math.inf for w in weights) or sum(weights) <= 0:
+        raise ConfigError(f"ensemble weights must be finite, >= 0, not all 0: {weights}")
     loaded = [load_pretrained(m) for m in models]
     first = loaded[0]
     for name, pre in zip(models, loaded, strict=True):

@@ -12,6 +12,7 @@ or ``classifier``): it is not registered, and training and Grad-CAM do not take 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,8 +44,8 @@ class Ensemble(nn.Module):
 
 
 def check_spec(kwargs: Mapping[str, Any], where: str) -> tuple[list[dict[str, Any]], list[float]]:
-    """The members (``{"arch", "kwargs"}`` each) and weights of an ensemble's ``model_kwargs``;
-    ModelError naming ``where`` if they are malformed."""
+    """The members (``{"arch", "kwargs"}`` each) and weights (finite, >= 0, not all 0) of an
+    ensemble's ``model_kwargs``; ModelError naming ``where`` if they are malformed."""
     members, weights = kwargs.get("members"), kwargs.get("weights")
     if not isinstance(members, list) or not isinstance(weights, list):
         raise ModelError(f"{where}: an ensemble's model_kwargs need members and weights lists")
@@ -58,8 +59,9 @@ def check_spec(kwargs: Mapping[str, Any], where: str) -> tuple[list[dict[str, An
             raise ModelError(f"{where}: each ensemble member needs an arch and a kwargs mapping")
         if m.get("arch") not in list_models() or model_info(m["arch"]).clip:
             raise ModelError(f"{where}: ensemble member {m.get('arch')!r} is no image model")
-    if not all(isinstance(w, int | float) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise ModelError(f"{where}: ensemble weights must be >= 0, not all 0: {weights}")
+    finite = all(isinstance(w, int | float) and 0 <= w < math.inf for w in weights)
+    if not finite or sum(weights) <= 0:
+        raise ModelError(f"{where}: ensemble weights must be finite, >= 0, not all 0: {weights}")
     return members, [float(w) for w in weights]
 
 
@@ -73,7 +75,9 @@ def build_ensemble(
     return Ensemble(built, weights)
 
 
-def ensemble_cost(kwargs: Mapping[str, Any], shape: tuple[int, int, int], num_classes: int):
+def ensemble_cost(
+    kwargs: Mapping[str, Any], shape: tuple[int, int, int], num_classes: int
+) -> tuple[int, float]:
     """Parameters and MFLOPs of one sample: the members' summed."""
     members, _ = check_spec(kwargs, ENSEMBLE_ARCH)
     costs = [model_cost(m["arch"], shape, num_classes=num_classes, **m["kwargs"]) for m in members]

@@ -3,15 +3,16 @@
 One face per photo: FER2013 test faces placed into 512 x 512 photo-like JPEGs (``attnfer data
 photos``' composition), enlarged to ``--side`` (4000: a phone photo's size). A photo's time is
 ``Recognizer.predict(jpeg bytes)``: decode, detect, align, classify, one photo at a time, as
-``Recognizer(model, detector)`` does by default (int8 in onnxruntime, flip TTA). Then
-classification alone, one view a crop (no TTA, as fer classifies), crops per second at batch 1
-and 256, for the int8, onnx (fp32) and torch backends. With ``--fer-python`` (the python of a
-venv holding fer 25.10.3: ``../shared/tools/fervenv.sh`` builds one) fer runs on the same photos
+``Recognizer(model, detector)`` does by default (int8 in onnxruntime, flip TTA). Then classification
+alone, one view a crop (no TTA, as fer classifies), crops per second at batch 1 and 256, for the
+int8 (where the model ships one), onnx (fp32) and torch backends; a model given as an ``.onnx`` file
+(``attnfer export``, int8 with ``--calibrate``) runs as it is. With ``--fer-python`` (the python of
+a venv holding fer 25.10.3: ``../shared/tools/fervenv.sh`` builds one) fer runs on the same photos
 and crops in a subprocess, in the same run, with the same threads, once before attnfer and once
-after; its time is the median over both runs, and each attnfer system's median is also given as
-a share of it. attnfer's systems are timed in turns, photo by photo, so that a machine whose
-speed drifts during the run (a shared virtual machine's can) weighs on all of them alike. Run it
-on a quiet machine.
+after; its time is the median over both runs, and each attnfer system's median is also given as a
+share of it. attnfer's systems are timed in turns, photo by photo, so that a machine whose speed
+drifts during the run (a shared virtual machine's can) weighs on all of them alike. Run it on a
+quiet machine.
 
     python benchmarks/photo.py [--photos 100] [--threads 1] [--fer-python /tmp/fervenv/bin/python]
         [--side 512] [--models default,fast] [--detectors all]
@@ -158,7 +159,8 @@ def main() -> None:
     crop_rates: dict[str, str] = {}
     for model in args.models.split(","):
         per_backend = []
-        for backend in ("int8", "onnx", "torch") if shipped_int8(model) else ("onnx", "torch"):
+        backends = ("int8", "onnx", "torch") if shipped_int8(model) else ("onnx", "torch")
+        for backend in ("onnx",) if model.endswith(".onnx") else backends:
             r = Recognizer(model, backend=backend, tta="none", bf16=False)
             one, many = crops_per_second(r, crops, 1), crops_per_second(r, crops, 256)
             per_backend.append(f"{backend}: {one:.0f} / {many:.0f}")

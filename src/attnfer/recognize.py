@@ -273,16 +273,16 @@ class Recognizer:
         image where it is a face crop: see ``faces``). ``bgr``: an array in OpenCV's order."""
         decoded = decode(image, self.decode_side, self.max_pixels, bgr=bgr)
         rgb, reduction = decoded.image, decoded.reduction
-        if self.faces == "crop" or (
-            self.faces == "auto" and min(rgb.shape[:2]) * reduction <= CROP_SIDE
-        ):
-            return [self._whole(rgb, reduction)]
+        if self.faces == "crop" or (self.faces == "auto" and min(decoded.size) <= CROP_SIDE):
+            return [self._whole(rgb, decoded.size)]
         return [(f.scaled(reduction), self.align(rgb, f)) for f in self.detector.detect(rgb)]
 
-    def _whole(self, image: np.ndarray, reduction: int = 1) -> tuple[Face, np.ndarray]:
-        """The whole image as one face crop; its box in the pixels of an image ``reduction``
-        times as large (the file's, when it was decoded at a reduced scale)."""
-        height, width = (reduction * side for side in image.shape[:2])
+    def _whole(
+        self, image: np.ndarray, size: tuple[int, int] | None = None
+    ) -> tuple[Face, np.ndarray]:
+        """The whole image as one face crop; its box spans ``size`` (width, height: the file's,
+        when it was decoded at a reduced scale; by default the image's own)."""
+        width, height = size or (image.shape[1], image.shape[0])
         crop = fit_to_input(image, self.preprocess.size, self.preprocess.channels)
         return Face((0.0, 0.0, float(width), float(height))), crop
 

@@ -20,7 +20,13 @@ from attnfer.models import create_model
 from attnfer.models.ensemble import ENSEMBLE_ARCH, Ensemble
 from attnfer.models.weights import read_metadata
 from attnfer.preprocess import Preprocess
-from attnfer.pretrained import describe_model, load_pretrained, save_ensemble, save_pretrained
+from attnfer.pretrained import (
+    describe_model,
+    load_pretrained,
+    resolve,
+    save_ensemble,
+    save_pretrained,
+)
 from attnfer.recognize import Recognizer
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -140,3 +146,66 @@ def test_explain_takes_an_ensemble_by_occlusion_and_refuses_a_look_inside(tmp_pa
     for method in ("gradcam", "cbam"):
         with pytest.raises(ConfigError, match="averages 2: explain it with occlusion"):
             explain_crops(path, _faces(2), method)
+
+
+def test_an_ensemble_by_reference_stores_its_members_once(tmp_path, members):
+    whole = load_pretrained(save_ensemble(members, tmp_path / "whole.safetensors", [1, 2]))
+    out = save_ensemble(members, tmp_path / "e.safetensors", [1, 2], by_reference=True)
+    assert load_file(out) == {}  # no tensors: the members' files hold them
+    meta = json.loads(read_metadata(out)["model_kwargs"])
+    assert [m["file"] for m in meta["members"]] == ["a.safetensors", "b.safetensors"]
+    linked = load_pretrained(out)
+    faces = torch.from_numpy(_faces()).float().div(255).sub(0.5).div(0.5)[:, None]
+    with torch.no_grad():
+        assert torch.allclose(linked.model(faces), whole.model(faces), atol=1e-6)
+    sizes = sum(p.stat().st_size for p in (out, *members)) / 1e6
+    assert describe_model(out)["megabytes"] == pytest.approx(sizes)
+    # Saved again, a loaded ensemble carries its members' tensors and names no files.
+    again = load_pretrained(linked.save(tmp_path / "again.safetensors"))
+    assert "file" not in json.dumps(again.model_kwargs)
+    with torch.no_grad():
+        assert torch.allclose(again.model(faces), whole.model(faces), atol=1e-6)
+
+
+def test_an_ensemble_by_reference_refuses_members_it_cannot_find_or_trust(tmp_path, members):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(ConfigError, match="must be a file in"):
+        save_ensemble(members, elsewhere / "e.safetensors", by_reference=True)
+    out = save_ensemble(members, tmp_path / "e.safetensors", by_reference=True)
+    meta = read_metadata(out)
+    spec = json.loads(meta["model_kwargs"])
+
+    def rewritten(change) -> Path:
+        bad = json.loads(json.dumps(spec))
+        change(bad["members"])
+        save_file({}, tmp_path / "bad.safetensors", {**meta, "model_kwargs": json.dumps(bad)})
+        return tmp_path / "bad.safetensors"
+
+    for change, problem in [
+        (lambda m: m[0].update(file="../a.safetensors"), "not a .safetensors name in its folder"),
+        (lambda m: m[0].update(sha256="0" * 63), "no sha256 of 64 hex digits"),
+        (lambda m: m[1].pop("file"), "every ensemble member names its file or none"),
+        (lambda m: m[0].update(file="gone.safetensors"), "gone.safetensors is not beside it"),
+        (lambda m: m[0].update(kwargs={"width": 16}), "is not the model it records"),
+    ]:
+        with pytest.raises(ModelError, match=f"bad.safetensors.*{problem}"):
+            load_pretrained(rewritten(change))
+    save_file({"x": torch.zeros(1)}, tmp_path / "bad.safetensors", meta)
+    with pytest.raises(ModelError, match="names its member files holds no tensors"):
+        load_pretrained(tmp_path / "bad.safetensors")
+    _member(members[1], "resnet18_cbam", 5, width=8, stem="cifar_s2")  # retrained in place
+    with pytest.raises(ModelError, match=r"b\.safetensors changed since it was written"):
+        load_pretrained(out)
+
+
+def test_the_shipped_ensemble_names_its_members_in_the_package():
+    """`ensemble` stores no tensor twice: its file names `default`'s and two more beside it, and
+    the package's weights stay under 100 MB."""
+    file = resolve("ensemble")
+    assert load_file(file) == {}
+    members = [m["file"] for m in describe_model("ensemble")["kwargs"]["members"]]
+    assert members[0] == resolve("default").name and len(set(members)) == 3
+    assert all((file.parent / m).is_file() for m in members)
+    weights = [p for p in file.parent.iterdir() if p.suffix in (".safetensors", ".onnx")]
+    assert sum(p.stat().st_size for p in weights) < 100e6

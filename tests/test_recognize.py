@@ -344,7 +344,7 @@ def test_onnx_matches_torch(model_path: str, recognizer, onnx_file: Path, fer_fi
     assert Recognizer(model_path, bf16=True).backend == "torch"  # bf16 is PyTorch's
 
 
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "fast", "ensemble"])
 def test_shipped_models_run_int8_on_the_cpu_with_fp32_labels(name: str, fer_files) -> None:
     """The shipped int8 files are the CPU's default and label faces as the fp32 weights do."""
     int8 = Recognizer(name, faces="crop")

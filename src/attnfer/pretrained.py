@@ -10,6 +10,7 @@ such file too (:func:`save_ensemble`, :mod:`attnfer.models.ensemble`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -38,15 +39,19 @@ from .preprocess import Preprocess
 
 # Shipped models by name (docs/model_card.md): "default" (ResNet18 + CBAM, recipes/default/), "fast"
 # a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video, "ensemble" the most accurate
-# (default and two one-hour networks of recipes/fast70/, averaged; twice default's compute).
+# (default and two one-hour networks of recipes/fast70/, averaged; twice default's compute). The
+# ensemble's file names its members' files beside it (default's among them), so none is stored twice.
 SHIPPED = {
     "default": "default.safetensors",
     "fast": "fast.safetensors",
     "ensemble": "ensemble.safetensors",
 }
-# The int8 ONNX files (attnfer.export.quantize_onnx) run by default on the CPU; "ensemble" has none
-# (the package's weights stay under 100 MB) and runs its fp32 ONNX export.
-SHIPPED_INT8 = {"default": "default.int8.onnx", "fast": "fast.int8.onnx"}
+# The int8 ONNX files (attnfer.export.quantize_onnx) run by default on the CPU.
+SHIPPED_INT8 = {
+    "default": "default.int8.onnx",
+    "fast": "fast.int8.onnx",
+    "ensemble": "ensemble.int8.onnx",
+}
 MAX_INPUT_SIZE = 1024  # the largest input side a model file may ask for
 
 
@@ -174,14 +179,17 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
 
 def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
     """What a model file records, read without loading its weights: ``name``, ``arch``,
-    ``kwargs``, ``labels``, ``input`` (channels, height, width), ``info``, ``megabytes`` on disk,
+    ``kwargs``, ``labels``, ``input`` (channels, height, width), ``info``, ``megabytes`` on disk
+    (an ensemble's with the member files it names),
     ``params`` and ``mflops`` (:func:`attnfer.models.cost.model_cost`). ModelError as
     :func:`load_pretrained`."""
     path = resolve(name_or_path)
     arch, kwargs, labels, preprocess, info, _ = _parse_metadata(read_metadata(path), path)
     shape = (preprocess.channels, preprocess.size, preprocess.size)
+    files = [path]
     if arch == ENSEMBLE_ARCH:
         params, mflops = ensemble_cost(kwargs, shape, len(labels))
+        files += [path.parent / m["file"] for m in kwargs["members"] if "file" in m]
     else:
         params, mflops = model_cost(arch, shape, num_classes=len(labels), **kwargs)
     return {
@@ -191,17 +199,26 @@ def describe_model(name_or_path: str | os.PathLike) -> dict[str, Any]:
         "labels": list(labels),
         "input": shape,
         "info": info,
-        "megabytes": path.stat().st_size / 1e6,
+        "megabytes": sum(f.stat().st_size for f in files) / 1e6,
         "params": params,
         "mflops": mflops,
     }
 
 
 def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pretrained:
-    """Load a file written by :func:`save_pretrained` (or a shipped model by name)."""
+    """Load a file written by :func:`save_pretrained` or :func:`save_ensemble` (or a shipped model
+    by name). An ensemble that names its member files loads them from its folder; loaded, it
+    records its members' architectures only, so saving it again stores their tensors in it."""
     path = resolve(name_or_path)
     state, meta = read_weights(path)
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
+    if arch == ENSEMBLE_ARCH and "file" in kwargs["members"][0]:
+        if state:
+            raise ModelError(f"{path}: an ensemble that names its member files holds no tensors")
+        members = _member_files(kwargs, label_names, preprocess, path)
+        model = Ensemble([m.model for m in members], kwargs["weights"]).eval().to(device)
+        spec = {"members": [{"arch": m.arch, "kwargs": m.model_kwargs} for m in members]}
+        return Pretrained(model, arch, label_names, preprocess, {**kwargs, **spec}, info, framing)
     size = (preprocess.size, preprocess.size)
     try:
         if arch == ENSEMBLE_ARCH:
@@ -224,18 +241,50 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     return Pretrained(model, arch, label_names, preprocess, kwargs, info, framing)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _member_files(
+    kwargs: dict[str, Any], label_names: tuple[str, ...], preprocess: Preprocess, path: Path
+) -> list[Pretrained]:
+    """The member files an ensemble at ``path`` names, each checked against the bytes it was
+    written with and the architecture, labels and preprocessing it records."""
+    loaded = []
+    for member in kwargs["members"]:
+        file = path.parent / member["file"]
+        if not file.is_file():
+            raise ModelError(f"{path}: its member file {member['file']} is not beside it")
+        if _sha256(file) != member["sha256"]:
+            raise ModelError(f"{path}: its member file {file} changed since it was written")
+        pre = load_pretrained(file)
+        recorded = (member["arch"], member["kwargs"], label_names, preprocess)
+        if (pre.arch, pre.model_kwargs, pre.label_names, pre.preprocess) != recorded:
+            raise ModelError(f"{path}: its member file {file} is not the model it records")
+        loaded.append(pre)
+    return loaded
+
+
 def save_ensemble(
     models: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     weights: Sequence[float] | None = None,
     half: bool = False,
+    by_reference: bool = False,
 ) -> Path:
     """Write the ensemble of ``models`` (shipped names, run folders or model files; weights equal
     unless given) to ``out``. It takes the label names, preprocessing and framing of the first
-    model: list first the one whose framing was measured.
+    model: list first the one whose framing was measured. ``by_reference``: store each member's
+    file name and sha256 instead of its tensors (the members must be files in ``out``'s folder,
+    and stay there unchanged); ``half`` then does not apply.
 
     Raises ConfigError for fewer than two models, a weight count that differs, members that are
-    ensembles themselves, or members that disagree on label names or preprocessing.
+    ensembles themselves, members that disagree on label names or preprocessing, or (by
+    reference) members outside ``out``'s folder.
     """
     weights = [1.0] * len(models) if weights is None else list(weights)
     if not 2 <= len(models) <= MAX_MEMBERS or len(weights) != len(models):
@@ -263,7 +312,15 @@ def save_ensemble(
         "members": [Path(m).name for m in models],  # names, not paths (served models show info)
         "member_val_acc": [p.info.get("best_val_acc") for p in loaded],
     }
-    model = Ensemble([p.model for p in loaded], weights)
+    model: torch.nn.Module = Ensemble([p.model for p in loaded], weights)
+    if by_reference:
+        folder = Path(out).resolve().parent
+        for member, name in zip(spec["members"], models, strict=True):
+            file = resolve(name).resolve()
+            if file.parent != folder:
+                raise ConfigError(f"{name}: a member by reference must be a file in {folder}")
+            member.update(file=file.name, sha256=_sha256(file))
+        model = torch.nn.Module()  # no tensors: load_pretrained reads the members' files
     ensemble = Pretrained(
         model, ENSEMBLE_ARCH, first.label_names, first.preprocess, spec, info, first.framing
     )

@@ -29,6 +29,14 @@ def ensemble(
         str | None, typer.Option(help="One weight per model, comma-separated (default: equal).")
     ] = None,
     half: Annotated[bool, typer.Option("--half", help="Store the weights as fp16.")] = False,
+    by_reference: Annotated[
+        bool,
+        typer.Option(
+            "--by-reference",
+            help="Store the member files' names and checksums, not their weights: the members "
+            "must be files in --out's folder and stay there unchanged.",
+        ),
+    ] = False,
 ) -> None:
     """Combine trained models into one ensemble file whose probabilities are the weighted mean of
     theirs; every command takes it as a model. It carries the first model's framing.
@@ -36,5 +44,5 @@ def ensemble(
     Choose members and weights on val (`python benchmarks/ensemble.py`), never on test."""
     from ..pretrained import save_ensemble
 
-    path = save_ensemble(models, out, _weights(weights), half)
+    path = save_ensemble(models, out, _weights(weights), half, by_reference)
     console.print(f"wrote {path} ({len(models)} members, {path.stat().st_size / 1e6:.1f} MB)")

@@ -3,7 +3,9 @@ averaged.
 
 An ensemble is kept as a model file (:func:`attnfer.pretrained.save_ensemble`) whose ``arch`` is
 :data:`ENSEMBLE_ARCH` and whose ``model_kwargs`` list the members (``arch``, ``kwargs``) and their
-weights; the members' tensors are stored under ``members.<i>.``. Built, it is an
+weights. Either the members' tensors are stored in it under ``members.<i>.``, or every member
+names its own model file (``file``: a bare file name in the ensemble file's folder, with the
+``sha256`` of its bytes), so that a model shipped alone is not stored twice. Built, it is an
 :class:`Ensemble`, whose output is the log of the weighted mean of the members' probabilities:
 ``softmax`` of it gives that mean, so evaluation, test-time augmentation, ONNX export and
 distillation take it as they take any model. It is no zoo architecture (no ``forward_features``
@@ -13,6 +15,7 @@ or ``classifier``): it is not registered, and training and Grad-CAM do not take 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +29,8 @@ from .registry import create_model, list_models, model_info
 ENSEMBLE_ARCH = "ensemble"
 MAX_MEMBERS = 16
 PROBABILITY_FLOOR = 1e-12  # keeps the log finite where every member gives a class 0
+MEMBER_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.safetensors")  # no folders, no ".."
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Ensemble(nn.Module):
@@ -44,8 +49,9 @@ class Ensemble(nn.Module):
 
 
 def check_spec(kwargs: Mapping[str, Any], where: str) -> tuple[list[dict[str, Any]], list[float]]:
-    """The members (``{"arch", "kwargs"}`` each) and weights (finite, >= 0, not all 0) of an
-    ensemble's ``model_kwargs``; ModelError naming ``where`` if they are malformed."""
+    """The members (``{"arch", "kwargs"}`` each, and ``file`` and ``sha256`` in all or none) and
+    weights (finite, >= 0, not all 0) of an ensemble's ``model_kwargs``; ModelError naming
+    ``where`` if they are malformed."""
     members, weights = kwargs.get("members"), kwargs.get("weights")
     if not isinstance(members, list) or not isinstance(weights, list):
         raise ModelError(f"{where}: an ensemble's model_kwargs need members and weights lists")
@@ -59,6 +65,17 @@ def check_spec(kwargs: Mapping[str, Any], where: str) -> tuple[list[dict[str, An
             raise ModelError(f"{where}: each ensemble member needs an arch and a kwargs mapping")
         if m.get("arch") not in list_models() or model_info(m["arch"]).clip:
             raise ModelError(f"{where}: ensemble member {m.get('arch')!r} is no image model")
+    referenced = [m for m in members if "file" in m]
+    if referenced and len(referenced) != len(members):
+        raise ModelError(f"{where}: either every ensemble member names its file or none does")
+    for m in referenced:
+        file, digest = m.get("file"), m.get("sha256")
+        if not isinstance(file, str) or not MEMBER_FILE.fullmatch(file):
+            raise ModelError(
+                f"{where}: member file {file!r} is not a .safetensors name in its folder"
+            )
+        if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+            raise ModelError(f"{where}: member file {file} has no sha256 of 64 hex digits")
     finite = all(isinstance(w, int | float) and 0 <= w < math.inf for w in weights)
     if not finite or sum(weights) <= 0:
         raise ModelError(f"{where}: ensemble weights must be finite, >= 0, not all 0: {weights}")

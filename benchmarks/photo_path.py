@@ -8,11 +8,14 @@ through the full pipeline of each detector (``attnfer evaluate --faces detect``:
 align with the model's framing, classify; no face found counts as wrong). The gap splits in two:
 faces the detector missed, and what detection and alignment cost on the faces found (their
 accuracy as crops against through the pipeline). ``--legacy`` adds the pipeline with the framing
-every model had before framings were measured (the box enlarged by 25 %). Prints a Markdown
-table.
+every model had before framings were measured (the box enlarged by 25 %). With
+``--fer-python`` (the python of a venv holding fer 25.10.3: ``../shared/tools/fervenv.sh`` builds
+one) fer classifies the same photos through its own pipeline (its Haar cascade, the largest face of
+each photo, its choice among the classes the data set has, scored as attnfer is). Prints Markdown
+tables.
 
     python benchmarks/photo_path.py [--model default] [--detectors all] [--legacy]
-        [--backend auto] [--tta flip]
+        [--backend auto] [--tta flip] [--fer-python /tmp/fervenv/bin/python]
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +34,45 @@ import numpy as np
 
 from attnfer.data.readers import load_dataset
 from attnfer.faces import list_detectors
-from attnfer.photos import evaluate_photos, photo_samples, write_photo_set
+from attnfer.photos import PhotoSamples, evaluate_photos, photo_samples, write_photo_set
 from attnfer.recognize import Recognizer
 from attnfer.train.evaluate import report_over_known_classes
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SOURCES = {"FER2013 test": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
+# fer on photo files (paths on stdin, one a line): its largest face's emotion scores, or null
+FER_SCRIPT = """
+import json, sys, cv2
+from fer.fer import FER
+fer, out = FER(), []
+for path in sys.stdin.read().splitlines():
+    faces = fer.detect_emotions(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB))
+    largest = max(faces, key=lambda f: f["box"][2] * f["box"][3], default=None)
+    out.append(largest and largest["emotions"])
+print(json.dumps(out))
+"""
+
+
+def fer_photo_path(python: str, photos: PhotoSamples, label_names: tuple[str, ...]) -> dict:
+    """fer's accuracy over the photos whose label ``label_names`` holds (no face: wrong), and the
+    photos where its detector found none."""
+    known = np.flatnonzero(photos.labels < len(label_names))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    paths = "\n".join(str(photos.sources[i]) for i in known)
+    done = subprocess.run(
+        [python, "-c", FER_SCRIPT], input=paths, capture_output=True, text=True, env=env,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        sys.exit(f"fer failed:\n{done.stderr[-2000:]}")
+    scores = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = np.asarray([i for i, s in zip(known, scores, strict=True) if s], dtype=np.int64)
+    probs = np.asarray([[s.get(n, 0.0) for n in label_names] for s in scores if s], np.float32)
+    report = report_over_known_classes(
+        probs, photos.labels[rows], photos.classes, label_names, rows
+    )
+    count, correct = len(known), report["accuracy"] * len(rows)
+    return {"accuracy": correct / count, "missed": count - len(rows), "photos": count}
 
 
 def main() -> None:
@@ -43,9 +83,10 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true", help="also the legacy framing")
     parser.add_argument("--backend", default="auto", help="the Recognizer's backend")
     parser.add_argument("--tta", default="flip", help="the Recognizer's test-time augmentation")
+    parser.add_argument("--fer-python", help="python of a venv with fer 25.10.3")
     args = parser.parse_args()
     names = list_detectors() if args.detectors == "all" else args.detectors.split(",")
-    rows = []
+    rows, fer_rows = [], []
     for title, (src, split) in SOURCES.items():
         data = load_dataset(src)
         part = data if split == "all" else data.split(split)
@@ -63,6 +104,10 @@ def main() -> None:
             str(folder / r["file"]): int(r["row"]) for r in csv.DictReader(manifest.open())
         }
         photos = photo_samples(folder)
+        if args.fer_python:
+            fer = fer_photo_path(args.fer_python, photos, as_crops.label_names)
+            fer_rows.append((title, fer))
+            print(f"{title}, fer: {100 * fer['accuracy']:.2f}%", flush=True)
         for name in names:
             recognizer = Recognizer(args.model, name, args.backend, "detect", args.tta, bf16=False)
             framings = [("model's", recognizer.classifier)]
@@ -94,6 +139,13 @@ def main() -> None:
             f"{100 * (acc - crops):+.2f} | {missed} | {100 * crops_found:.2f} | "
             f"{100 * acc_found:.2f} | {seconds:.0f} |"
         )
+    if fer_rows:
+        print("\nfer 25.10.3 on the same photos (its Haar cascade and mini-Xception)\n")
+        print("| faces | fer: photo path | missed |")
+        print("|---|---|---|")
+        for title, fer in fer_rows:
+            missed = f"{fer['missed']} of {fer['photos']}"
+            print(f"| {title} | {100 * fer['accuracy']:.2f} | {missed} |")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 Each face of FER2013's test split and of CK+48 is placed into a photo-like image (``attnfer data
 photos``: random size, position, background and colour; made once under ``--sets``, kept), then
-classified twice by the same classifier (backend and test-time augmentation as a user's
-``Recognizer`` has them, unless ``--backend`` and ``--tta`` say otherwise): as its crop, and
-through the full pipeline of each detector (``attnfer evaluate --faces detect``: decode, detect,
-align with the model's framing, classify; no face found counts as wrong). The gap splits in two:
+classified twice by the same classifier (backend, test-time augmentation and class balance as a
+user's ``Recognizer`` has them, unless ``--backend``, ``--tta`` and ``--balance`` say otherwise):
+as its crop, and through the full pipeline of each detector (``attnfer evaluate --faces
+detect``: decode, detect, align with the model's framing, classify; no face found counts as
+wrong). The gap splits in two:
 faces the detector missed, and what detection and alignment cost on the faces found (their
 accuracy as crops against through the pipeline). ``--legacy`` adds the pipeline with the framing
 every model had before framings were measured (the box enlarged by 25 %). With
@@ -15,7 +16,7 @@ each photo, its choice among the classes the data set has, scored as attnfer is)
 tables.
 
     python benchmarks/photo_path.py [--model default] [--detectors all] [--legacy]
-        [--backend auto] [--tta flip] [--fer-python /tmp/fervenv/bin/python]
+        [--backend auto] [--tta flip] [--balance 0.75] [--fer-python /tmp/fervenv/bin/python]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from attnfer.data.readers import load_dataset
 from attnfer.faces import list_detectors
 from attnfer.photos import PhotoSamples, evaluate_photos, photo_samples, write_photo_set
-from attnfer.recognize import Recognizer
+from attnfer.recognize import BALANCE, Recognizer
 from attnfer.train.evaluate import report_over_known_classes
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true", help="also the legacy framing")
     parser.add_argument("--backend", default="auto", help="the Recognizer's backend")
     parser.add_argument("--tta", default="flip", help="the Recognizer's test-time augmentation")
+    parser.add_argument("--balance", type=float, default=BALANCE, help="the Recognizer's balance")
     parser.add_argument("--fer-python", help="python of a venv with fer 25.10.3")
     args = parser.parse_args()
     names = list_detectors() if args.detectors == "all" else args.detectors.split(",")
@@ -90,7 +92,9 @@ def main() -> None:
     for title, (src, split) in SOURCES.items():
         data = load_dataset(src)
         part = data if split == "all" else data.split(split)
-        as_crops = Recognizer(args.model, backend=args.backend, tta=args.tta, bf16=False)
+        as_crops = Recognizer(
+            args.model, backend=args.backend, tta=args.tta, bf16=False, balance=args.balance
+        )
         known = np.flatnonzero(part.labels < len(as_crops.label_names))
         probs = as_crops.probabilities(part.images[known])
         report = report_over_known_classes(
@@ -109,7 +113,10 @@ def main() -> None:
             fer_rows.append((title, fer))
             print(f"{title}, fer: {100 * fer['accuracy']:.2f}%", flush=True)
         for name in names:
-            recognizer = Recognizer(args.model, name, args.backend, "detect", args.tta, bf16=False)
+            recognizer = Recognizer(
+                args.model, name, args.backend, "detect", args.tta, bf16=False,
+                balance=args.balance,
+            )  # fmt: skip
             framings = [("model's", recognizer.classifier)]
             if args.legacy:
                 framings.append(("legacy", dataclasses.replace(recognizer.classifier, framings={})))
@@ -125,6 +132,7 @@ def main() -> None:
                     f"{title}, {name}, {kind} framing: {100 * report['accuracy']:.2f}%", flush=True
                 )
     setup = f"model {args.model}, backend {as_crops.backend}, TTA {args.tta}"
+    setup += f", balance {as_crops.balance}"
     print(f"\n{setup}; accuracy in %; no face found counts as wrong\n")
     print(
         "| faces | detector | framing | as crops | photo path | gap | missed | found: as crops "

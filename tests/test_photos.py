@@ -210,6 +210,7 @@ def test_photo_set_and_evaluate_faces_detect(ck_faces, tmp_path: Path) -> None:
     assert abs(report["accuracy"] - crops["accuracy"]) <= 3 / len(ck_faces)
 
     args = ["evaluate", "default", "--data", str(tmp_path / "set"), "--split", "all"]
+    args += ["--balance", str(recognizer.balance), "--tta", recognizer.tta]  # evaluate: as trained
     result = CliRunner().invoke(_app(), [*args, "--faces", "detect", "--detector", "mtcnn"])
     assert result.exit_code == 0, result.output
     assert f"mtcnn: 12 photos, accuracy {100 * report['accuracy']:.2f}%" in result.output

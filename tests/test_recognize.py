@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from attnfer.cli.predict import export, predict
 from attnfer.data.decode import decode_image
-from attnfer.errors import ConfigError, DataError
+from attnfer.errors import ConfigError, DataError, ModelError
 from attnfer.faces.images import decode
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.pretrained import load_pretrained, resolve
@@ -46,8 +46,9 @@ def model_path() -> str:
 
 @pytest.fixture(scope="module")
 def recognizer(model_path: str) -> Recognizer:
-    """PyTorch in fp32 without test-time augmentation, which gives evaluate's numbers."""
-    return Recognizer(model_path, backend="torch", tta="none", bf16=False)
+    """PyTorch in fp32 without test-time augmentation, as trained (no class balance): evaluate's
+    numbers."""
+    return Recognizer(model_path, backend="torch", tta="none", bf16=False, balance=0)
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +81,16 @@ def test_fer2013_crops_match_evaluate(model_path: str, recognizer, fer_files) ->
     by_file = recognizer.predict_batch(fer_files[:7])  # faces="auto": 48 px images are crops
     assert np.abs(np.concatenate([_probs(r) for r in by_file]) - expected[:7]).max() < 1e-6
     flip = predict_proba(pre.model, pre.preprocess, images[:4], tta="flip")
-    tta = Recognizer(model_path, faces="crop", tta="flip", backend="torch", bf16=False)
+    tta = Recognizer(model_path, faces="crop", tta="flip", backend="torch", bf16=False, balance=0)
     assert np.abs(_probs(tta.predict_crops(list(fer_files[:4]))) - flip).max() < 1e-6
 
 
 def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
     """bf16 autocast (the default where the CPU runs it fast) changes probabilities slightly."""
     expected = recognizer.predict_crops(fer_files)
-    got = Recognizer(model_path, faces="crop", tta="none", bf16=True).predict_crops(fer_files)
+    got = Recognizer(model_path, faces="crop", tta="none", bf16=True, balance=0).predict_crops(
+        fer_files
+    )
     gap = np.abs(_probs(got) - _probs(expected)).max()
     assert 0 < gap < 0.05, f"largest probability change {gap}"
     agree = [a.label == b.label for a, b in zip(got, expected, strict=True)]
@@ -101,7 +104,7 @@ def test_bf16_keeps_the_labels(model_path: str, recognizer, fer_files) -> None:
 def test_automatic_precision_keeps_fp32_for_few_crops(model_path: str, recognizer) -> None:
     """bf16=None: fewer than BF16_MIN_BATCH crops a call run fp32, more bf16 where it is fast."""
     crops = np.random.default_rng(0).integers(0, 256, (BF16_MIN_BATCH, 48, 48), dtype=np.uint8)
-    auto = Recognizer(model_path, faces="crop", backend="torch", tta="none")
+    auto = Recognizer(model_path, faces="crop", backend="torch", tta="none", balance=0)
     few = BF16_MIN_BATCH - 1
     assert np.array_equal(auto.probabilities(crops[:few]), recognizer.probabilities(crops[:few]))
     many, fp32 = auto.probabilities(crops), recognizer.probabilities(crops)
@@ -332,9 +335,9 @@ def onnx_file(model_path: str, tmp_path_factory) -> Path:
 def test_onnx_matches_torch(model_path: str, recognizer, onnx_file: Path, fer_files) -> None:
     """An exported .onnx file runs in onnxruntime whatever the backend asked (one rule for .onnx
     everywhere), as does any model with backend="onnx"; both give PyTorch's numbers."""
-    exported = Recognizer(model_path, backend="onnx", tta="none")
-    from_file = Recognizer(str(onnx_file), tta="none")
-    asked_torch = Recognizer(str(onnx_file), backend="torch", tta="none")
+    exported = Recognizer(model_path, backend="onnx", tta="none", balance=0)
+    from_file = Recognizer(str(onnx_file), tta="none", balance=0)
+    asked_torch = Recognizer(str(onnx_file), backend="torch", tta="none", balance=0)
     for onnx in (from_file, asked_torch, exported):
         assert onnx.backend == "onnx" and onnx.label_names == recognizer.label_names
         for run in (lambda r: r.predict(EXAMPLE), lambda r: r.predict_crops(fer_files)):
@@ -402,6 +405,11 @@ def test_predict_cli_skips_a_bad_file(model_path: str, fer_files, tmp_path: Path
     rows = CliRunner().invoke(_app(), ["predict", str(EXAMPLE), "--model", model_path, "--csv"])
     header, row = rows.stdout.strip().splitlines()
     assert header.split(",")[-7:] == list(LABELS) and row.startswith(str(EXAMPLE))
+    for balance in ("0", "1"):  # --balance as Recognizer(balance=) gives them
+        args = ["predict", str(EXAMPLE), "--model", model_path, "--csv", "--balance", balance]
+        got = CliRunner().invoke(_app(), args).stdout.strip().splitlines()[1].split(",")[-7:]
+        (face,) = Recognizer(model_path, balance=float(balance)).predict(EXAMPLE)
+        assert [float(p) for p in got] == pytest.approx(list(face.probabilities.values()), abs=1e-3)
 
     only_bad = ["predict", str(folder / "sub" / "broken.jpg"), "--model", model_path]
     broken = CliRunner().invoke(_app(), only_bad)
@@ -428,7 +436,7 @@ def test_half_export_halves_the_file_and_keeps_the_predictions(
     with safe_open(str(files["--half"]), framework="pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.float16, torch.int64}  # noqa: SIM118
     assert files["--half"].stat().st_size < 0.6 * files["--no-half"].stat().st_size
-    half = Recognizer(str(files["--half"]), tta="none", bf16=False)
+    half = Recognizer(str(files["--half"]), tta="none", bf16=False, balance=0)
     assert half.label_names == recognizer.label_names
     expected, got = recognizer.predict_crops(fer_files), half.predict_crops(fer_files)
     assert [f.label for f in got] == [f.label for f in expected]
@@ -473,3 +481,39 @@ def test_export_calibrate_is_for_onnx(tmp_path: Path) -> None:
         "int8 calibration is for ONNX files, not torchscript"
         in str(result.exception or "") + result.output
     )
+
+
+def test_balance_divides_the_training_class_frequencies_out(tmp_path: Path) -> None:
+    """balance b: each class's probability times prior ** -b, renormalised; 0 is as trained.
+    The shipped models' prior is FER2013's train split; a model that records none is left as
+    trained, and one that records a malformed prior is refused naming its file."""
+    from attnfer.pretrained import FER2013_TRAIN_COUNTS, save_pretrained
+
+    crops = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    trained = Recognizer("fast", faces="crop", balance=0).probabilities(crops)
+    prior = np.asarray(FER2013_TRAIN_COUNTS, np.float64) / sum(FER2013_TRAIN_COUNTS)
+    for balance in (0.5, 1.0):
+        weighted = trained * prior**-balance
+        expected = weighted / weighted.sum(1, keepdims=True)
+        got = Recognizer("fast", faces="crop", balance=balance).probabilities(crops)
+        assert np.allclose(got, expected, atol=1e-5)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match="balance must be a number from 0 to 1"):
+            Recognizer("fast", balance=bad)
+    pre = load_pretrained("fast")
+    plain = save_pretrained(tmp_path / "plain.safetensors", pre.model, pre.arch, pre.label_names,
+                            pre.preprocess, pre.model_kwargs, {})  # fmt: skip
+    assert Recognizer(str(plain), faces="crop", balance=1).balance == 0
+    # A prior the file records goes with it through ONNX export; a malformed one is refused.
+    info = {"class_prior": [1, 1, 1, 4, 1, 1, 1]}
+    mine = save_pretrained(tmp_path / "mine.safetensors", pre.model, pre.arch, pre.label_names,
+                           pre.preprocess, pre.model_kwargs, info)  # fmt: skip
+    torch_probs = Recognizer(str(mine), backend="torch", faces="crop", bf16=False).probabilities
+    onnx_probs = Recognizer(str(mine), backend="onnx", faces="crop").probabilities
+    assert np.allclose(torch_probs(crops), onnx_probs(crops), atol=1e-4)
+    as_trained = Recognizer(str(mine), backend="onnx", faces="crop", balance=0).probabilities
+    assert np.abs(onnx_probs(crops) - as_trained(crops)).max() > 0.01
+    bad = save_pretrained(tmp_path / "bad.safetensors", pre.model, pre.arch, pre.label_names,
+                          pre.preprocess, pre.model_kwargs, {"class_prior": [1, 0, 1]})  # fmt: skip
+    with pytest.raises(ModelError, match=r"bad\.safetensors: class_prior must be 7 numbers > 0"):
+        Recognizer(str(bad))

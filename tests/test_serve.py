@@ -201,6 +201,9 @@ def test_healthz_and_models(client: TestClient) -> None:
     assert load_pretrained("default").info["data"] not in json.dumps(models)  # no file paths
     assert not any("/" in str(value) for value in loaded["info"].values())
     assert {"default", "fast"} <= set(models["shipped"])
+    assert loaded["balance"] == Recognizer().balance > 0  # what the probabilities are (docs)
+    with TestClient(create_app(model="fast", balance=0), base_url=LOCAL) as as_trained:
+        assert as_trained.get("/v1/models").json()["loaded"]["balance"] == 0
 
 
 def test_openapi_schema_and_page(client: TestClient) -> None:

@@ -109,6 +109,10 @@ def test_fit_writes_model_reports_and_lowers_the_loss(fer_subset, tmp_path, capl
     assert flip["tta"] == "flip" and flip["accuracy"] == pytest.approx(expected["accuracy"])
     assert loaded.arch == "deep_emotion" and len(loaded.label_names) == 7
     assert loaded.info["best_val_acc"] == pytest.approx(result.best_val_acc)
+    # The training split's class frequencies (add-one smoothed), which Recognizer(balance=) uses.
+    train = load_dataset(fer_subset).split("train")
+    counts = np.bincount(train.labels, minlength=7) + 1
+    assert loaded.class_prior == pytest.approx(counts / counts.sum(), abs=1e-6)
 
 
 @pytest.mark.slow

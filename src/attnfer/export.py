@@ -117,6 +117,7 @@ def write_onnx(pre: Pretrained, path: str | os.PathLike) -> Path:
         "attnfer_labels": json.dumps(list(pre.label_names)),
         "attnfer_preprocess": json.dumps(p.to_dict()),
         "attnfer_framing": json.dumps(pre.framing),
+        **({} if pre.class_prior is None else {"attnfer_class_prior": json.dumps(pre.class_prior)}),
     })  # fmt: skip
     return path
 

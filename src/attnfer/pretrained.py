@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .errors import ConfigError, ModelError
@@ -40,7 +41,7 @@ from .preprocess import Preprocess
 # Shipped models by name (docs/model_card.md): "default" (ResNet18 + CBAM, recipes/default/), "fast"
 # a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video, "ensemble" the most accurate
 # (default and two one-hour networks of recipes/fast70/, averaged; twice default's compute). The
-# ensemble's file names its members' files beside it (default's among them), so none is stored twice.
+# ensemble's file names its members' files beside it (default's among them): none is stored twice.
 SHIPPED = {
     "default": "default.safetensors",
     "fast": "fast.safetensors",
@@ -53,6 +54,35 @@ SHIPPED_INT8 = {
     "ensemble": "ensemble.int8.onnx",
 }
 MAX_INPUT_SIZE = 1024  # the largest input side a model file may ask for
+# How often each class occurs in FER2013's train split (28,709 faces), the training data of every
+# shipped model: their files predate the record that training now writes (info["class_prior"]).
+FER2013_TRAIN_COUNTS = (3995, 436, 4097, 7215, 4830, 3171, 4965)
+
+
+def check_prior(values: Any, classes: int, where: str) -> tuple[float, ...]:
+    """``values`` (one number > 0 a class, ``classes`` of them) scaled to sum to 1; ModelError
+    naming ``where`` otherwise."""
+    numbers = values if isinstance(values, list | tuple) else []
+    valid = all(isinstance(v, int | float) and 0 < v < math.inf for v in numbers)
+    if len(numbers) != classes or not valid:
+        raise ModelError(f"{where}: class_prior must be {classes} numbers > 0, got {values!r}")
+    total = float(sum(numbers))
+    return tuple(float(v) / total for v in numbers)
+
+
+def rebalance(probs: np.ndarray, prior: Sequence[float] | None, balance: float) -> np.ndarray:
+    """``probs`` (N x classes) times ``prior ** -balance``, renormalised: the class frequencies
+    the model was trained with divided out (0: as trained; 1: every class equally likely a
+    priori). Unchanged without a prior."""
+    if prior is None or balance == 0:
+        return probs
+    weighted = probs * np.asarray(prior, dtype=probs.dtype) ** -balance
+    return weighted / weighted.sum(1, keepdims=True)
+
+
+def shipped_prior(name: str | os.PathLike) -> tuple[float, ...] | None:
+    """The class frequencies a shipped model (by name) was trained with; None for another."""
+    return check_prior(FER2013_TRAIN_COUNTS, 7, "FER2013") if str(name) in SHIPPED else None
 
 
 @dataclass
@@ -71,6 +101,13 @@ class Pretrained:
     def clip(self) -> bool:
         """Whether the model classifies clips (``B x K x C x H x W``) rather than images."""
         return self.arch != ENSEMBLE_ARCH and model_info(self.arch).clip
+
+    @property
+    def class_prior(self) -> tuple[float, ...] | None:
+        """How often each class occurred in training (``info["class_prior"]``), or None where
+        the file does not record it."""
+        values = self.info.get("class_prior")
+        return None if values is None else check_prior(values, len(self.label_names), self.arch)
 
     def framing_for(self, detector: str) -> Framing:
         """How ``detector``'s boxes map to this model's input; :data:`LEGACY_FRAMING` for a
@@ -174,6 +211,8 @@ def _parse_metadata(meta: dict[str, str], path: Path) -> tuple:
             f"(8 to {MAX_INPUT_SIZE} px, 1 or 3 channels)"
         )
     framings_from_info(framing, str(path))
+    if "class_prior" in info:
+        check_prior(info["class_prior"], len(label_names), str(path))
     return arch, kwargs, label_names, preprocess, info, framing
 
 
@@ -212,6 +251,8 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     path = resolve(name_or_path)
     state, meta = read_weights(path)
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
+    if str(name_or_path) in SHIPPED and "class_prior" not in info:  # files older than the record
+        info["class_prior"] = list(shipped_prior(name_or_path) or ())
     if arch == ENSEMBLE_ARCH and "file" in kwargs["members"][0]:
         if state:
             raise ModelError(f"{path}: an ensemble that names its member files holds no tensors")
@@ -312,6 +353,8 @@ def save_ensemble(
         "members": [Path(m).name for m in models],  # names, not paths (served models show info)
         "member_val_acc": [p.info.get("best_val_acc") for p in loaded],
     }
+    if first.class_prior is not None:
+        info["class_prior"] = list(first.class_prior)
     model: torch.nn.Module = Ensemble([p.model for p in loaded], weights)
     if by_reference:
         folder = Path(out).resolve().parent

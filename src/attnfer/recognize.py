@@ -28,7 +28,7 @@ detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed lik
 model was trained on.
 
 Backends (``backend=``): ``auto`` (the default) runs the model in onnxruntime on the CPU, in
-int8 where the model ships an int8 file (``default`` and ``fast``:
+int8 where the model ships an int8 file (``default``, ``fast`` and ``ensemble``:
 :data:`attnfer.pretrained.SHIPPED_INT8`; speed and accuracy in ``docs/model_card.md``) and in
 fp32 otherwise, and in PyTorch on a GPU or when ``bf16=True`` asks for bf16. ``int8``, ``onnx``
 (fp32) and ``torch`` ask for one. For fp32 onnxruntime a model's weights are exported once to a
@@ -40,6 +40,17 @@ cache (:func:`attnfer.export.cached_onnx`); nothing is ever written inside the i
 Test-time augmentation (``tta=``): ``flip`` (the default) averages each face with its mirror
 image in the same model call, which evens out the detector box's jitter (``docs/model_card.md``,
 "Photos"); ``none`` and ``tencrop`` are the others.
+
+Class balance (``balance=``): a model learns how often each expression occurs in its training
+data (FER2013: a quarter of the faces happy, one in 66 disgusted) and its probabilities lean
+towards the frequent ones. ``balance`` divides those frequencies out to the power given (each
+class's probability times ``prior ** -balance``, renormalised): 0 leaves the probabilities as
+trained, 1 takes every expression as equally likely before looking at the face. The default,
+``BALANCE`` (0.75), was chosen on FER2013 val as the most balance that keeps its accuracy within
+one standard error (``docs/model_card.md``, "Class balance"). The frequencies come from the
+model's file (training records them) or, for the shipped models, FER2013's train split
+(:data:`attnfer.pretrained.FER2013_TRAIN_COUNTS`); a model without them is used as trained.
+``attnfer evaluate`` on crops reports the network's own probabilities, as the papers do.
 
 Precision (``bf16=``, PyTorch only): the PyTorch backend runs the model channels-last under bf16
 autocast where the hardware runs bf16 fast (None, the default; see :mod:`attnfer.precision`), for
@@ -69,12 +80,15 @@ from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput, decode
 from .precision import autocast
 from .preprocess import Preprocess, tta_views
-from .pretrained import load_pretrained, shipped_int8
+from .pretrained import check_prior, load_pretrained, rebalance, shipped_int8, shipped_prior
 
 FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("auto", "torch", "onnx", "int8")
 TTA_MODES = ("none", "flip", "tencrop")
 CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
+# How far the training classes' frequencies are divided out of the probabilities by default
+# (module notes; chosen on FER2013 val, docs/model_card.md, "Class balance")
+BALANCE = 0.75
 DECODE_MARGIN = 2  # JPEGs decode at reduced scale down to this many times the detector's max_side
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
@@ -82,12 +96,14 @@ Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class pro
 
 @dataclass(frozen=True)
 class Classifier:
-    """A model ready to run: its runner, label names, preprocessing and framing per detector."""
+    """A model ready to run: its runner, label names, preprocessing, framing per detector and
+    the class frequencies it was trained with (None where unrecorded)."""
 
     run: Runner
     label_names: tuple[str, ...]
     preprocess: Preprocess
     framings: dict[str, Framing]
+    prior: tuple[float, ...] | None = None
 
     def framing_for(self, detector: str) -> Framing:
         """How ``detector``'s boxes map to the model's input (:mod:`attnfer.faces.framing`)."""
@@ -144,6 +160,8 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
         labels = tuple(json.loads(meta["attnfer_labels"]))
         preprocess = Preprocess(**json.loads(meta["attnfer_preprocess"]))
         framings = framings_from_info(json.loads(meta.get("attnfer_framing", "{}")), str(path))
+        prior = meta.get("attnfer_class_prior")
+        prior = None if prior is None else check_prior(json.loads(prior), len(labels), str(path))
     except (KeyError, ValueError, TypeError):
         raise ModelError(
             f"{path}: has no attnfer metadata (labels, preprocessing); write it with attnfer export"
@@ -153,7 +171,7 @@ def _onnx_runner(path: Path, device: str) -> Classifier:
         (logits,) = session.run(["logits"], {"input": x.numpy()})
         return torch.from_numpy(logits).float().softmax(1)
 
-    return Classifier(run, labels, preprocess, framings)
+    return Classifier(run, labels, preprocess, framings, prior)
 
 
 def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> Classifier:
@@ -167,7 +185,7 @@ def _torch_runner(model: str | os.PathLike, device: str, bf16: bool | None) -> C
         return logits.float().softmax(1).cpu()
 
     framings = framings_from_info(pre.framing, pre.arch)
-    return Classifier(run, pre.label_names, pre.preprocess, framings)
+    return Classifier(run, pre.label_names, pre.preprocess, framings, pre.class_prior)
 
 
 def _as_crop(src: ImageInput, bgr: bool) -> np.ndarray:
@@ -187,7 +205,9 @@ class Recognizer:
     Detector. ``backend``: auto, int8, onnx or torch (module notes). ``faces``: auto, crop or
     detect (module notes). ``tta``: flip, none or tencrop (module notes). ``max_pixels``: larger
     image files are refused. ``batch_size``: faces per model call. ``bf16``: precision of the
-    PyTorch backend (module notes).
+    PyTorch backend (module notes). ``balance``: 0 gives the probabilities as trained, 1 divides
+    out the frequencies of the classes in the training data (every expression equally likely a
+    priori; None: ``BALANCE``; module notes); a model that records none is used as trained.
     """
 
     def __init__(
@@ -201,8 +221,12 @@ class Recognizer:
         max_pixels: int = MAX_PIXELS,
         batch_size: int = 256,
         bf16: bool | None = None,
+        balance: float | None = None,
     ) -> None:
         self.backend = _check(backend, BACKENDS, "backend")
+        balance = BALANCE if balance is None else balance
+        if not (isinstance(balance, int | float) and 0 <= balance <= 1):
+            raise ConfigError(f"balance must be a number from 0 to 1, got {balance!r}")
         self.faces = _check(faces, FACE_MODES, "faces")
         self.tta = _check(tta, TTA_MODES, "tta")
         self.max_pixels = max_pixels
@@ -230,6 +254,8 @@ class Recognizer:
         self.label_names = self.classifier.label_names
         self.preprocess = self.classifier.preprocess
         self._detector = detector
+        self.prior = self.classifier.prior or shipped_prior(model)
+        self.balance = balance if self.prior is not None else 0.0
 
     @property
     def detector(self) -> Detector:
@@ -252,7 +278,9 @@ class Recognizer:
                 views = tta_views(x, self.tta)  # one model call for all views
                 probs = self.classifier.run(torch.cat(views))
                 out.append(probs.view(len(views), len(x), -1).mean(0))
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.label_names)), np.float32)
+        if not out:
+            return np.zeros((0, len(self.label_names)), np.float32)
+        return rebalance(torch.cat(out).numpy(), self.prior, self.balance)
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
         """The model-sized crop of a detected ``face`` of an RGB ``image``, framed for the model."""

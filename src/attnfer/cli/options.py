@@ -82,6 +82,16 @@ BackendOpt = Annotated[
         autocompletion=complete_from(("auto", "int8", "onnx", "torch")),
     ),
 ]
+BalanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="How far the training data's class frequencies are divided out of the "
+        "probabilities: 0 as trained, 1 every expression equally likely a priori (default: the "
+        "Recognizer's, chosen on FER2013 val).",
+    ),
+]
 
 # Options both web servers share (serve, annotate).
 AllowHostOpt = Annotated[

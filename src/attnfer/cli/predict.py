@@ -29,6 +29,7 @@ from ..errors import ConfigError, DataError
 from ..faces.draw import STYLES as DRAW_STYLES
 from .options import (
     BackendOpt,
+    BalanceOpt,
     DetectorOpt,
     ModelOpt,
     complete_from,
@@ -250,6 +251,7 @@ def predict(
             autocompletion=complete_from(("none", "flip", "tencrop")),
         ),
     ] = "flip",
+    balance: BalanceOpt = None,
     faces: Annotated[
         str,
         typer.Option(
@@ -277,7 +279,7 @@ def predict(
         raise typer.BadParameter("--resume continues an --out file; name it with --out")
     if style not in DRAW_STYLES:
         raise typer.BadParameter(f"--style must be one of {', '.join(DRAW_STYLES)}")
-    recognizer = Recognizer(model, detector, backend, faces, tta)
+    recognizer = Recognizer(model, detector, backend, faces, tta, balance=balance)
     files, problems = expand_paths(paths)
     sink = ResultFile(out, recognizer.label_names, resume) if out is not None else None
     if sink is not None and sink.done:

@@ -11,6 +11,7 @@ from ..serve.limits import MAX_IN_FLIGHT, READ_TIMEOUT_S, WORKERS, share_cores
 from .options import (
     AllowHostOpt,
     BackendOpt,
+    BalanceOpt,
     DetectorOpt,
     MaxInFlightOpt,
     ModelOpt,
@@ -28,6 +29,7 @@ def serve(
     model: ModelOpt = "default",
     detector: DetectorOpt = "default",
     backend: BackendOpt = "auto",
+    balance: BalanceOpt = None,
     max_upload_mb: Annotated[
         float, typer.Option(min=0.001, help="Largest request body (a batch: all files), in MB.")
     ] = 20.0,
@@ -75,6 +77,7 @@ def serve(
         model=model,
         detector=detector,
         backend=backend,
+        balance=balance,
         max_upload_bytes=round(max_upload_mb * 1e6),
         max_pixels=round(max_megapixels * 1e6),
         max_files=max_files,

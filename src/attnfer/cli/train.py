@@ -69,6 +69,16 @@ def evaluate(
     detector: Annotated[
         str, typer.Option(help="With --faces detect: 'all' or comma-separated detector names.")
     ] = "default",
+    balance: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="How far the training data's class frequencies are divided out of the "
+            "probabilities: 0 the network as trained (as papers report), 1 every expression "
+            "equally likely a priori; Recognizer, predict and serve balance by default.",
+        ),
+    ] = 0.0,
     out: Annotated[
         Path | None, typer.Option(help="Folder for the JSON/Markdown/PNG report.")
     ] = None,
@@ -82,7 +92,7 @@ def evaluate(
     if faces not in ("crop", "detect"):
         raise ConfigError(f"--faces must be crop or detect, got {faces!r}")
     if faces == "detect":
-        return _evaluate_photos(checkpoint, data, split, tta, bf16, detector, out)
+        return _evaluate_photos(checkpoint, data, split, tta, bf16, detector, balance, out)
     pre = load_pretrained(checkpoint)
     if pre.clip or "clips" in pre.info:  # a clip model: clip-level evaluation
         from .video import evaluate_clips_command
@@ -90,11 +100,14 @@ def evaluate(
         return evaluate_clips_command(checkpoint, data, split, None, out)
     dataset = load_dataset(data)
     part = dataset if split == "all" else dataset.split(split)
-    report = evaluate_model(pre.model, pre.preprocess, pre.label_names, part, tta=tta, bf16=bf16)
+    report = evaluate_model(
+        pre.model, pre.preprocess, pre.label_names, part, tta, bf16, pre.class_prior, balance
+    )
     console.print(
         f"{part.name}: {report['samples']} faces, accuracy {100 * report['accuracy']:.2f}%, "
         f"macro-F1 {100 * report['macro_f1']:.2f}%, calibration error "
-        f"{100 * report['calibration']['ece']:.2f}% (tta={tta}, {report['precision']})"
+        f"{100 * report['calibration']['ece']:.2f}% (tta={tta}, {report['precision']}"
+        f"{f', balance {balance:g}' if balance else ''})"
     )
     if out is not None:
         for path in write_report(report, out / f"eval_{split}_{tta}", part.images):
@@ -102,7 +115,14 @@ def evaluate(
 
 
 def _evaluate_photos(
-    checkpoint: str, data: Path, split: str, tta: str, bf16: bool, detector: str, out: Path | None
+    checkpoint: str,
+    data: Path,
+    split: str,
+    tta: str,
+    bf16: bool,
+    detector: str,
+    balance: float,
+    out: Path | None,
 ) -> None:
     """``evaluate --faces detect``: the photo path, one report per detector."""
     from ..faces.backends import DEFAULT_DETECTOR
@@ -112,7 +132,9 @@ def _evaluate_photos(
     photos = photo_samples(data, split)
     names = detector_names(DEFAULT_DETECTOR if detector == "default" else detector)
     for name in names:
-        recognizer = Recognizer(checkpoint, detector=name, faces="detect", tta=tta, bf16=bf16)
+        recognizer = Recognizer(
+            checkpoint, name, faces="detect", tta=tta, bf16=bf16, balance=balance
+        )
         with progress_bar() as bar:
             task = bar.add_task(f"{photos.name}: {name}", total=len(photos.labels))
             report = evaluate_photos(
@@ -123,7 +145,8 @@ def _evaluate_photos(
             f"{photos.name}: {name}: {report['photos']} photos, accuracy "
             f"{100 * report['accuracy']:.2f}% (no face found in {missed}, counted wrong; "
             f"{100 * report['report']['accuracy']:.2f}% of the {report['found']} found; "
-            f"several faces in {report['several']}; tta={tta})"
+            f"several faces in {report['several']}; tta={tta}"
+            f"{f', balance {recognizer.balance:g}' if recognizer.balance else ''})"
         )
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

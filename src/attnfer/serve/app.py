@@ -116,6 +116,10 @@ class ModelOut(BaseModel):
     labels: list[str]
     input_size: int = Field(description="side of the square face crop the model takes")
     channels: int = Field(description="1 (gray) or 3 (RGB)")
+    balance: float = Field(
+        description="how far the training data's class frequencies are divided out of the "
+        "probabilities (0: as trained, 1: every expression equally likely a priori)"
+    )
     info: dict[str, Any] = Field(description="provenance from the weights' metadata")
 
 
@@ -177,6 +181,7 @@ def _describe_model(name: str, recognizer: Recognizer) -> ModelOut:
         labels=list(recognizer.label_names),
         input_size=recognizer.preprocess.size,
         channels=recognizer.preprocess.channels,
+        balance=recognizer.balance,
         info=public_info(info),
     )
 
@@ -307,6 +312,7 @@ def create_app(
     model: str = "default",
     detector: str = "default",
     backend: str = "auto",
+    balance: float | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_PIXELS,
     max_files: int = MAX_FILES,
@@ -319,7 +325,8 @@ def create_app(
     max_pixels_in_flight: int | None = None,
     queue_wait_s: float = QUEUE_WAIT_S,
 ) -> FastAPI:
-    """The server app, running ``recognizer`` or a new ``Recognizer(model, detector, backend)``.
+    """The server app, running ``recognizer`` or a new ``Recognizer(model, detector, backend,
+    balance=balance)``.
 
     ``model`` names the model in ``GET /v1/models`` (pass the one ``recognizer`` was made
     from). ``max_upload_bytes`` caps a request body, ``max_pixels`` each image, ``max_files`` a
@@ -330,7 +337,7 @@ def create_app(
     app's state holds the :class:`Server` as ``server``.
     """
     if recognizer is None:
-        recognizer = Recognizer(model, detector, backend)
+        recognizer = Recognizer(model, detector, backend, balance=balance)
     server = Server(
         batcher=MicroBatcher(recognizer, batch_size, max_wait_ms, workers),
         budget=PixelBudget(max(max_pixels_in_flight or 2 * max_pixels, max_pixels), queue_wait_s),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from ..data.dataset import FaceDataset
 from ..precision import autocast
 from ..preprocess import Preprocess, tta_views
+from ..pretrained import rebalance
 from .metrics import calibration_summary, evaluation_report, report_markdown
 from .plots import plot_confusion, plot_errors, plot_reliability
 
@@ -62,14 +64,19 @@ def evaluate_model(
     data: FaceDataset,
     tta: str = "none",
     bf16: bool = False,
+    prior: Sequence[float] | None = None,
+    balance: float = 0.0,
 ) -> dict:
-    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of ``model`` on ``data``.
+    """Accuracy, per-class P/R/F1, macro-F1 and confusion matrix of ``model`` on ``data``; with a
+    ``prior`` and ``balance`` > 0, of its probabilities rebalanced as the Recognizer does
+    (:func:`attnfer.pretrained.rebalance`).
 
     Labels are canonical indices on both sides. Samples whose label the model does not know
     (contempt for a seven-class model) are left out (see :func:`report_over_known_classes`).
     """
     known = np.flatnonzero(data.labels < len(label_names))
     probs = predict_proba(model, preprocess, data.images[known], tta, bf16=bf16)
+    probs = rebalance(probs, prior, balance)
     report = report_over_known_classes(probs, data.labels[known], data.classes, label_names, known)
     report.update(
         data=data.name,

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -118,7 +119,10 @@ def fit(
     )  # fmt: skip
     has_val = val is not None
     model, best_val, epochs = run_trainer(recipe, run_dir, task, dm, has_val, resume, progress)
-    extra = {"precision": pick_precision(recipe.trainer.precision)}
+    extra = {
+        "precision": pick_precision(recipe.trainer.precision),
+        "class_prior": training_prior(train.labels, data.num_classes),
+    }
     model_path = save_run(recipe, run_dir, model, data.label_names, best_val, epochs, start, extra)
     report = None
     if cfg.test_split and cfg.test_split in data.splits:
@@ -186,6 +190,13 @@ def _check_soft_labels(recipe: Recipe, train: FaceDataset, num_classes: int) -> 
             f"{recipe.path}: {source} has soft labels over {train.soft_labels.shape[1]} classes, "
             f"its labels {num_classes}"
         )
+
+
+def training_prior(labels: np.ndarray, classes: int) -> list[float]:
+    """How often each class occurs in ``labels``, add-one smoothed (no class at 0), to 6 places:
+    what ``Recognizer(balance=...)`` divides out."""
+    counts = np.bincount(labels, minlength=classes)[:classes] + 1
+    return [round(float(c), 6) for c in counts / counts.sum()]
 
 
 def save_run(

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError
+from .files import sha256
 from .pretrained import Pretrained, load_pretrained, resolve
 
 ONNX_OPSET = 20  # affine_grid (the spatial transformer) needs opset 20
@@ -212,14 +212,6 @@ def cache_dir() -> Path:
     return Path(base) / "attnfer"
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_atomic(weights: Path, path: Path) -> Path:
     """Export ``weights`` to ``path`` through a temporary file beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,7 +228,7 @@ def _write_atomic(weights: Path, path: Path) -> Path:
 def cached_onnx(model: str | os.PathLike) -> Path:
     """The fp32 ONNX export of weights ``model``, written to the cache on first use."""
     weights = resolve(model)
-    path = cache_dir() / "onnx" / f"{_file_hash(weights)[:16]}-opset{ONNX_OPSET}.onnx"
+    path = cache_dir() / "onnx" / f"{sha256(weights)[:16]}-opset{ONNX_OPSET}.onnx"
     if path.is_file():
         return path
     try:

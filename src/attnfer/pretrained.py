@@ -10,7 +10,6 @@ such file too (:func:`save_ensemble`, :mod:`attnfer.models.ensemble`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -25,6 +24,7 @@ import torch
 
 from .errors import ConfigError, ModelError
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
+from .files import sha256
 from .models import create_model, list_models, model_info
 from .models.cost import model_cost
 from .models.ensemble import (
@@ -282,14 +282,6 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     return Pretrained(model, arch, label_names, preprocess, kwargs, info, framing)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _member_files(
     kwargs: dict[str, Any], label_names: tuple[str, ...], preprocess: Preprocess, path: Path
 ) -> list[Pretrained]:
@@ -300,7 +292,7 @@ def _member_files(
         file = path.parent / member["file"]
         if not file.is_file():
             raise ModelError(f"{path}: its member file {member['file']} is not beside it")
-        if _sha256(file) != member["sha256"]:
+        if sha256(file) != member["sha256"]:
             raise ModelError(f"{path}: its member file {file} changed since it was written")
         pre = load_pretrained(file)
         recorded = (member["arch"], member["kwargs"], label_names, preprocess)
@@ -362,7 +354,7 @@ def save_ensemble(
             file = resolve(name).resolve()
             if file.parent != folder:
                 raise ConfigError(f"{name}: a member by reference must be a file in {folder}")
-            member.update(file=file.name, sha256=_sha256(file))
+            member.update(file=file.name, sha256=sha256(file))
         model = torch.nn.Module()  # no tensors: load_pretrained reads the members' files
     ensemble = Pretrained(
         model, ENSEMBLE_ARCH, first.label_names, first.preprocess, spec, info, first.framing

@@ -17,7 +17,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ..errors import AttnferError, DataError
-from .options import console, err_console
+from .options import BalanceOpt, console, err_console
 
 
 class RunByDefault(TyperGroup):
@@ -79,6 +79,7 @@ def run(
     detect_side: Annotated[
         int, typer.Option(min=64, help="Detect on frames shrunk to this longer side (pixels).")
     ] = 480,
+    balance: BalanceOpt = None,
 ) -> None:
     """Recognise the expressions of the faces in a video, frame by frame, with stable track ids.
 
@@ -91,7 +92,7 @@ def run(
     from ..video.io import VideoWriter
     from ..video.stream import FrameCSV, TrackSummary, VideoRecognition
 
-    recognizer = Recognizer(model, detector, faces="detect")
+    recognizer = Recognizer(model, detector, faces="detect", balance=balance)
     recognition = VideoRecognition(recognizer, source, every, smooth, detect_side=detect_side)
     summary = TrackSummary(recognizer.label_names)
     writer = VideoWriter(out, recognition.info.fps) if out else None

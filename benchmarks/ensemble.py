@@ -1,8 +1,9 @@
 """Members and their averaged probabilities on a split: does an ensemble beat its best member?
 
 Every model (shipped name, run folder or weights file) classifies the split's faces (fp32
-onnxruntime, flip TTA unless ``--tta``); then every combination of two or more averages its
-members' probabilities at equal weights, and ``--weights`` (one per model) adds that weighting.
+onnxruntime, flip TTA unless ``--tta``, the networks as trained: no class balance); then every
+combination of two or more averages its members' probabilities at equal weights, and
+``--weights`` (one per model) adds that weighting.
 Choose members and weights on val only (docs/results.md, "Accuracy per CPU-hour").
 
     python benchmarks/ensemble.py default runs/fast70_resnet18_cbam_w48_fer2013 \
@@ -30,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     faces = load_dataset(args.data).split(args.split)
     probs = {
-        m: Recognizer(m, backend="onnx", tta=args.tta).probabilities(faces.images)
+        m: Recognizer(m, backend="onnx", tta=args.tta, balance=0).probabilities(faces.images)
         for m in args.models
     }
 

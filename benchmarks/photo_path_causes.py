@@ -5,7 +5,8 @@ RetinaFace finds the faces once; then the same found faces are classified as the
 square they were placed in (cut from the photo: what making the photos costs), and through the
 detector's box aligned three ways (eyes levelled, never turned, a lean up to ``KEPT_TILT`` kept;
 the faces' lean is printed),
-each by fp32 and int8 onnxruntime, without and with flip TTA. Tune on val, not test:
+each by fp32 and int8 onnxruntime, without and with flip TTA, the network as trained (no class
+balance). Tune on val, not test:
 
     attnfer data photos ../shared/datasets/fer2013 --split val --out runs/photo_sets/fer2013_val
     python benchmarks/photo_path_causes.py runs/photo_sets/fer2013_val \
@@ -67,7 +68,7 @@ def main() -> None:
     print("| crops | fp32 | fp32, flip | int8 | int8, flip |")
     print("|---|---|---|---|---|")
     recognizers = [
-        Recognizer(args.model, "retinaface", backend, tta=tta)
+        Recognizer(args.model, "retinaface", backend, tta=tta, balance=0)
         for backend in ("onnx", "int8")
         for tta in ("none", "flip")
     ]

@@ -80,11 +80,6 @@ def rebalance(probs: np.ndarray, prior: Sequence[float] | None, balance: float) 
     return weighted / weighted.sum(1, keepdims=True)
 
 
-def shipped_prior(name: str | os.PathLike) -> tuple[float, ...] | None:
-    """The class frequencies a shipped model (by name) was trained with; None for another."""
-    return check_prior(FER2013_TRAIN_COUNTS, 7, "FER2013") if str(name) in SHIPPED else None
-
-
 @dataclass
 class Pretrained:
     """A model with its label names, preprocessing and provenance."""
@@ -252,7 +247,7 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     state, meta = read_weights(path)
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
     if str(name_or_path) in SHIPPED and "class_prior" not in info:  # files older than the record
-        info["class_prior"] = list(shipped_prior(name_or_path) or ())
+        info["class_prior"] = list(FER2013_TRAIN_COUNTS)  # their exports carry it, int8 too
     if arch == ENSEMBLE_ARCH and "file" in kwargs["members"][0]:
         if state:
             raise ModelError(f"{path}: an ensemble that names its member files holds no tensors")

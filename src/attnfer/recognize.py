@@ -80,7 +80,7 @@ from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput, decode
 from .precision import autocast
 from .preprocess import Preprocess, tta_views
-from .pretrained import check_prior, load_pretrained, rebalance, shipped_int8, shipped_prior
+from .pretrained import check_prior, load_pretrained, rebalance, shipped_int8
 
 FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("auto", "torch", "onnx", "int8")
@@ -254,7 +254,7 @@ class Recognizer:
         self.label_names = self.classifier.label_names
         self.preprocess = self.classifier.preprocess
         self._detector = detector
-        self.prior = self.classifier.prior or shipped_prior(model)
+        self.prior = self.classifier.prior
         self.balance = balance if self.prior is not None else 0.0
 
     @property

@@ -497,6 +497,11 @@ def test_balance_divides_the_training_class_frequencies_out(tmp_path: Path) -> N
         expected = weighted / weighted.sum(1, keepdims=True)
         got = Recognizer("fast", faces="crop", balance=balance).probabilities(crops)
         assert np.allclose(got, expected, atol=1e-5)
+    for backend in ("torch", "onnx"):  # every backend of a shipped model balances alike
+        options = {"backend": backend, "faces": "crop", "bf16": False}
+        as_trained = Recognizer("fast", balance=0, **options).probabilities(crops) * prior**-1
+        got = Recognizer("fast", balance=1, **options).probabilities(crops)
+        assert np.allclose(got, as_trained / as_trained.sum(1, keepdims=True), atol=1e-5), backend
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ConfigError, match="balance must be a number from 0 to 1"):
             Recognizer("fast", balance=bad)

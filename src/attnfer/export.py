@@ -8,8 +8,9 @@
   int8 files (:data:`attnfer.pretrained.SHIPPED_INT8`), made by ``attnfer export --int8``.
 - :func:`export_model` is ``attnfer export``; :func:`cached_onnx` is the fp32 export of any weights
   file, written once to :func:`cache_dir` (``$ATTNFER_CACHE``, else ``$XDG_CACHE_HOME/attnfer`` or
-  ``~/.cache/attnfer``, in ``onnx/<weights hash>-opset<N>.onnx``) or, where that is not writable,
-  to a new private temporary folder; nothing is ever written inside the installed package.
+  ``~/.cache/attnfer``, in ``onnx/<weights hash>-opset<N>-v<CACHE_FORMAT>.onnx``) or, where that
+  is not writable, to a new private temporary folder; nothing is ever written inside the installed
+  package.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from .files import sha256
 from .pretrained import Pretrained, load_pretrained, resolve
 
 ONNX_OPSET = 20  # affine_grid (the spatial transformer) needs opset 20
+# part of a cached export's name: raised when an export of the same weights file changes
+# (2: the shipped models' class prior, which exports of their files by path lacked)
+CACHE_FORMAT = 2
 EXPORT_FORMATS = ("onnx", "torchscript", "safetensors")
 CALIBRATION_FACES = 512
 
@@ -228,7 +232,7 @@ def _write_atomic(weights: Path, path: Path) -> Path:
 def cached_onnx(model: str | os.PathLike) -> Path:
     """The fp32 ONNX export of weights ``model``, written to the cache on first use."""
     weights = resolve(model)
-    path = cache_dir() / "onnx" / f"{sha256(weights)[:16]}-opset{ONNX_OPSET}.onnx"
+    path = cache_dir() / "onnx" / f"{sha256(weights)[:16]}-opset{ONNX_OPSET}-v{CACHE_FORMAT}.onnx"
     if path.is_file():
         return path
     try:

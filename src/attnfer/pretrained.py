@@ -39,9 +39,10 @@ from .models.weights import read_metadata, read_weights, save_weights
 from .preprocess import Preprocess
 
 # Shipped models by name (docs/model_card.md): "default" (ResNet18 + CBAM, recipes/default/), "fast"
-# a ResNet18 + CBAM at 13/32 width (recipes/fast/) for real-time video, "ensemble" the most accurate
-# (default and two one-hour networks of recipes/fast70/, averaged; twice default's compute). The
-# ensemble's file names its members' files beside it (default's among them): none is stored twice.
+# a ResNet10 with CBAM in stages 3-4 (a one-hour network of recipes/fast70/) for crops in bulk and
+# real-time video, "ensemble" the most accurate (default, fast and a second one-hour network,
+# averaged; twice default's compute). The ensemble's file names its members' files beside it
+# (default's and fast's among them): none is stored twice.
 SHIPPED = {
     "default": "default.safetensors",
     "fast": "fast.safetensors",
@@ -246,7 +247,8 @@ def load_pretrained(name_or_path: str | os.PathLike, device: str = "cpu") -> Pre
     path = resolve(name_or_path)
     state, meta = read_weights(path)
     arch, kwargs, label_names, preprocess, info, framing = _parse_metadata(meta, path)
-    if str(name_or_path) in SHIPPED and "class_prior" not in info:  # files older than the record
+    shipped = any(path.resolve() == _asset(file).resolve() for file in SHIPPED.values())
+    if shipped and "class_prior" not in info:  # files older than the record, by name or path
         info["class_prior"] = list(FER2013_TRAIN_COUNTS)  # their exports carry it, int8 too
     if arch == ENSEMBLE_ARCH and "file" in kwargs["members"][0]:
         if state:

@@ -30,9 +30,10 @@ from attnfer.explain import (
     stn_warp,
     window_masks,
 )
+from attnfer.explain.api import preprocess_crops
 from attnfer.models import create_model
 from attnfer.preprocess import Preprocess
-from attnfer.pretrained import Pretrained, save_pretrained
+from attnfer.pretrained import Pretrained, rebalance, save_pretrained
 from attnfer.recognize import Recognizer
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -300,3 +301,28 @@ def test_explain_faces_gives_maps_per_face(small: Path) -> None:
     other = Pretrained(create_model("small_cnn").eval(), "small_cnn", LABELS[:5], Preprocess())
     with pytest.raises(ConfigError, match="does not match"):
         explain_faces(recognizer, _bright_faces(1)[0], "stn", model=other)
+
+
+def test_explanations_follow_the_recognizers_class_balance(tmp_path: Path) -> None:
+    skewed = _patch_pretrained()
+    skewed.info["class_prior"] = [0.99, 0.01]
+    faces = _bright_faces(1)
+    (trained,) = explain_crops(skewed, faces, "gradcam")
+    (balanced,) = explain_crops(skewed, faces, "gradcam", balance=1.0)
+    network = torch.softmax(skewed.model(preprocess_crops(skewed, faces)), 1).detach().numpy()
+    expected = rebalance(network, skewed.info["class_prior"], 1.0)[0]
+    assert trained.label == "angry" and trained.probability == pytest.approx(network[0, 0])
+    assert balanced.label == "disgust" and balanced.probability == pytest.approx(expected[1])
+    assert balanced.target == "disgust"  # the class explained is the balanced prediction
+    torch.manual_seed(0)
+    path = save_pretrained(
+        tmp_path / "m.safetensors", create_model("deep_emotion"), "deep_emotion", LABELS,
+        Preprocess(), info={"class_prior": [0.4, 0.01, 0.1, 0.3, 0.1, 0.05, 0.04]},
+    )  # fmt: skip
+    face = _bright_faces(1)[0]
+    for balance in (0.0, 1.0):
+        recognizer = Recognizer(path, faces="crop", tta="none", balance=balance)
+        (explained,) = explain_faces(recognizer, face, "occlusion", model=path, stride=24)
+        (result,) = recognizer.predict(face)
+        assert explained.label == result.label
+        assert explained.probability == pytest.approx(result.probabilities[result.label], abs=1e-3)

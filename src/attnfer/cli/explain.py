@@ -12,7 +12,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ConfigError, DataError
-from .options import DetectorOpt, complete_from, complete_model, err_console, expand_paths
+from .options import (
+    BalanceOpt,
+    DetectorOpt,
+    complete_from,
+    complete_model,
+    err_console,
+    expand_paths,
+)
 
 METHODS = ("occlusion", "cbam", "stn", "gradcam")  # those of attnfer.explain.api, kept light
 ModelOption = Annotated[
@@ -69,11 +76,13 @@ def explain(
     ] = "auto",
     detector: DetectorOpt = "default",
     device: DeviceOption = "cpu",
+    balance: BalanceOpt = None,
 ) -> None:
     """Explain the model's expression for each face: PNG overlays and raw .npy maps.
 
     Small images are taken as face crops; in photos the faces are detected and aligned as
-    attnfer predict does. OUT/explain.json lists every face, its prediction and its files.
+    attnfer predict does, and the expression explained is the one it predicts (the same class
+    balance). OUT/explain.json lists every face, its prediction and its files.
     """
     from ..explain.api import explain_faces
     from ..explain.render import render_explanation
@@ -90,7 +99,7 @@ def explain(
             "recipes/paper001/deep_emotion_fer2013.yaml) and pass its run folder, or use "
             "--method cbam, gradcam or occlusion"
         )
-    recognizer = Recognizer(model, detector, faces=faces, device=device)
+    recognizer = Recognizer(model, detector, faces=faces, device=device, balance=balance)
     files, problems = expand_paths(images)
     options = {"window": window, "stride": stride, "fill": fill, "device": device}
     records: list[dict[str, Any]] = []

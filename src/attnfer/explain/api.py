@@ -20,7 +20,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..models.ensemble import ENSEMBLE_ARCH
 from ..preprocess import Preprocess
-from ..pretrained import Pretrained, load_pretrained
+from ..pretrained import Pretrained, load_pretrained, rebalance
 from .attention import attention_maps, stn_warp
 from .gradcam import grad_cam
 from .occlusion import fill_value, model_device, occlusion
@@ -84,9 +84,10 @@ def preprocess_crops(pre: Pretrained, crops: Sequence[np.ndarray] | np.ndarray) 
 
 
 def _method_maps(
-    pre: Pretrained, x: Tensor, method: str, target: int | None, options: dict[str, Any]
+    pre: Pretrained, x: Tensor, method: str, target: int | Tensor, options: dict[str, Any]
 ) -> tuple[dict[str, Tensor], Tensor | None, str]:
-    """``(maps [B, ...] by name, target classes or None, note)`` of one method."""
+    """``(maps [B, ...] by name, target classes or None, note)`` of one method; ``target``: the
+    class explained, one for all faces or one a face."""
     model = pre.model
     if method != "occlusion" and pre.arch == ENSEMBLE_ARCH:
         raise ConfigError(
@@ -130,12 +131,16 @@ def explain_crops(
     fill: str = "black",
     batch_size: int = 256,
     device: str = "cpu",
+    balance: float = 0.0,
 ) -> list[Explanation]:
     """Explain uint8 face crops (each used whole, resized to the model's input).
 
     ``target``: the class to explain (name or index; e.g. the true label) for occlusion and
     Grad-CAM; None explains each predicted class. ``window``, ``stride`` (input pixels), ``fill``
     (``black`` as the paper, or ``mean``) and ``batch_size`` are occlusion's settings.
+    ``balance`` divides the model's class prior out of the prediction as
+    :class:`~attnfer.recognize.Recognizer` does (0: the network as trained); the maps are the
+    network's own for the class explained.
     """
     if method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -144,12 +149,14 @@ def explain_crops(
     if len(x) == 0:
         return []
     with torch.inference_mode():
-        probs = pre.model(x).float().softmax(1).cpu()
+        probs = pre.model(x).float().softmax(1).cpu().numpy()
+    probs = torch.from_numpy(rebalance(probs, pre.class_prior, balance))
+    predicted = probs.argmax(1)
+    chosen = class_index(pre.label_names, target)
     options = {"window": window, "stride": stride, "fill": fill, "batch_size": batch_size}
     maps, targets, note = _method_maps(
-        pre, x, method, class_index(pre.label_names, target), options
+        pre, x, method, predicted if chosen is None else chosen, options
     )
-    predicted = probs.argmax(1)
     targets = predicted if targets is None else targets
     faces = to_image(x, pre.preprocess)
     return [
@@ -178,7 +185,8 @@ def explain_faces(
 
     ``model`` is the model explained: give the one the recognizer was built with (a loaded
     :class:`Pretrained` avoids loading it again); its labels and preprocessing must match.
-    ``options`` go to :func:`explain_crops`. Each explanation carries its face's ``box``.
+    ``options`` go to :func:`explain_crops`, with the recognizer's class balance, so that the
+    label explained is the one it predicts. Each explanation carries its face's ``box``.
     """
     pre = as_pretrained(model, options.get("device", "cpu"))
     if pre.label_names != recognizer.label_names or pre.preprocess != recognizer.preprocess:
@@ -186,7 +194,8 @@ def explain_faces(
             "the model to explain does not match the recognizer's (labels or preprocessing)"
         )
     located = recognizer.locate(image)
-    explained = explain_crops(pre, [crop for _, crop in located], method, **options)
+    crops = [crop for _, crop in located]
+    explained = explain_crops(pre, crops, method, balance=recognizer.balance, **options)
     return [
         replace(e, box=tuple(round(v) for v in face.box))  # type: ignore[arg-type]
         for e, (face, _) in zip(explained, located, strict=True)

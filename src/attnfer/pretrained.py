@@ -39,10 +39,10 @@ from .models.weights import read_metadata, read_weights, save_weights
 from .preprocess import Preprocess
 
 # Shipped models by name (docs/model_card.md): "default" (ResNet18 + CBAM, recipes/default/), "fast"
-# a ResNet10 with CBAM in stages 3-4 (a one-hour network of recipes/fast70/) for crops in bulk and
-# real-time video, "ensemble" the most accurate (default, fast and a second one-hour network,
-# averaged; twice default's compute). The ensemble's file names its members' files beside it
-# (default's and fast's among them): none is stored twice.
+# a ResNet10 with CBAM in stages 3-4 (recipes/fast/) for crops in bulk and real-time video,
+# "ensemble" the most accurate (default and two one-hour networks of recipes/fast70/, averaged;
+# twice default's compute). The ensemble's file names its members' files beside it (default's
+# among them): none is stored twice.
 SHIPPED = {
     "default": "default.safetensors",
     "fast": "fast.safetensors",

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from photo import crops_per_second  # benchmarks/photo.py, beside this script
 
 from attnfer.data.labels import BASIC7
 from attnfer.export import calibration_faces, quantize_onnx, write_onnx
@@ -32,17 +32,6 @@ from attnfer.pretrained import Pretrained
 from attnfer.recognize import Recognizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "fer2013"
-
-
-def crops_per_second(recognizer: Recognizer, crops: np.ndarray, batch: int) -> float:
-    stack = np.resize(crops, (max(batch, len(crops)), *crops.shape[1:]))
-    calls = [stack[i : i + batch] for i in range(0, len(stack) - batch + 1, batch)]
-    for call in calls[:20]:
-        recognizer.probabilities(call)
-    start = time.perf_counter()
-    for call in calls:
-        recognizer.probabilities(call)
-    return len(calls) * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -66,10 +55,8 @@ def main() -> None:
             fp32 = write_onnx(pre, Path(folder, "fp32.onnx"))
             int8 = quantize_onnx(fp32, Path(folder, "int8.onnx"), faces)
             recognizer = Recognizer(int8, tta="none")
-            one, many = (
-                crops_per_second(recognizer, crops, 1),
-                crops_per_second(recognizer, crops, 256),
-            )
+            one = crops_per_second(recognizer, crops, 1)
+            many = crops_per_second(recognizer, crops, 256)
         params, mflops = model_cost(arch, (1, 48, 48), **kwargs)
         print(f"| `{spec}` | {params / 1e6:.2f} M | {mflops:.0f} | {one:.0f} | {many:.0f} |")
 

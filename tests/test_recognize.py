@@ -491,8 +491,8 @@ def test_balance_divides_the_training_class_frequencies_out(tmp_path: Path) -> N
 
     crops = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
     trained = Recognizer("fast", faces="crop", balance=0).probabilities(crops)
+    frequencies = np.asarray(FER2013_TRAIN_COUNTS) / sum(FER2013_TRAIN_COUNTS)
     for name in ("default", "fast"):  # as recorded in training (fast) or for older files
-        frequencies = np.asarray(FER2013_TRAIN_COUNTS) / sum(FER2013_TRAIN_COUNTS)
         assert np.allclose(Recognizer(name).prior, frequencies, atol=1e-4), name
     prior = np.asarray(Recognizer("fast").prior)
     for balance in (0.5, 1.0):

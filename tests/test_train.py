@@ -32,7 +32,7 @@ from attnfer.train.callbacks import format_duration
 from attnfer.train.choices import OPTIMIZERS, SCHEDULES, SPLITS
 from attnfer.train.config import OptimizerConfig, ScheduleConfig, load_recipe
 from attnfer.train.datamodule import FaceDataModule, progressive_size
-from attnfer.train.distill import distill_dataset
+from attnfer.train.distill import OnlineTeacher, distill_dataset
 from attnfer.train.evaluate import evaluate_model, predict_proba
 from attnfer.train.memory_format import unsafe_convs
 from attnfer.train.run import fit, history, make_task, quiet_lightning
@@ -627,6 +627,45 @@ def test_distill_dataset_refuses_bad_options_and_a_teacher_of_other_labels() -> 
         distill_dataset(faces, "default", tta="tencrop")
     with pytest.raises(ConfigError, match=r"teacher default predicts angry, .+; eight has .+tempt"):
         distill_dataset(faces, "default")
+
+
+def test_online_teacher_targets_the_batch_the_student_trains_on(fer_subset, tmp_path):
+    """With ``loss.teacher`` the soft part of the target is the teacher's answer for the batch as
+    the student gets it (after augmentation and mixup; a progressive size resized up to the
+    teacher's), and the teacher's weights stay out of the task's state and its optimiser."""
+    loss = "{teacher: default, soft_labels: 0.75, mixup: 0.4}"
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn", loss=loss))
+    teacher = OnlineTeacher("default", BASIC7, recipe.preprocess, "faces")
+    task = make_task(recipe, BASIC7, None, teacher)
+    default = load_pretrained("default").model
+    faces = load_dataset(fer_subset).split("val").images[:6]
+    x, y = Preprocess()(torch.from_numpy(faces)), torch.arange(6)
+    with torch.no_grad():
+        expected = default(x).softmax(-1)
+        small = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear")
+        resized = default(torch.nn.functional.interpolate(small, size=(48, 48), mode="bilinear"))
+    target = task._taught(x, y)
+    assert torch.allclose(target, 0.25 * torch.nn.functional.one_hot(y, 7) + 0.75 * expected)
+    assert torch.allclose(teacher(small), resized.softmax(-1), atol=1e-5)
+    assert not any("teacher" in key for key in task.state_dict())
+    student = make_task(load_recipe(write_recipe(tmp_path / "s.yaml", fer_subset, "small_cnn")),
+                        BASIC7, None)  # fmt: skip
+    assert sum(p.numel() for p in task.parameters()) == sum(p.numel() for p in student.parameters())
+    result = fit(load_recipe(tmp_path / "r.yaml", ["trainer.epochs=1"]), tmp_path / "run",
+                 progress=False)  # fmt: skip
+    assert result.test_report["samples"] == 140
+
+
+def test_online_teacher_refuses_other_labels_other_inputs_and_no_share(fer_subset, tmp_path):
+    with pytest.raises(ConfigError, match=r"teacher default predicts angry, .+; eight has .+tempt"):
+        OnlineTeacher("default", CANONICAL, Preprocess(), "eight")
+    with pytest.raises(ConfigError, match=r"takes 1-channel faces .+ gives 3-channel"):
+        OnlineTeacher("default", BASIC7, Preprocess(channels=3, mean=0.5, std=0.5), "faces")
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, loss="{teacher: default}")
+    with pytest.raises(ConfigError, match="a teacher needs soft_labels > 0"):
+        load_recipe(path)
+    with pytest.raises(ConfigError, match="teacher must be a model name or path, got 3"):
+        load_recipe(path, ["loss.teacher=3", "loss.soft_labels=0.5"])
 
 
 def test_task_loss_applies_class_weights_and_label_smoothing(tmp_path):

@@ -57,6 +57,10 @@ class LossConfig:
     # weight w of the data's soft labels (FER+ votes, or a teacher's probabilities written by
     # `attnfer data distill`) in the target: (1 - w) * one-hot label + w * soft label
     soft_labels: float = 0.0
+    # a model (shipped name, run folder or file) whose probabilities for each training batch as
+    # the student sees it, augmented and mixed, are the soft label (weight soft_labels) in place
+    # of the data's: online distillation, the target always of the image shown
+    teacher: str | None = None
     # mixup (Zhang et al. 2018): each training image blended with another of its batch, and so
     # their targets, by a share drawn from Beta(mixup, mixup); 0 turns it off
     mixup: float = 0.0
@@ -66,6 +70,10 @@ class LossConfig:
             raise ValueError(f"soft_labels must be in [0, 1], got {self.soft_labels}")
         if isinstance(self.mixup, (int, float)) and self.mixup < 0:
             raise ValueError(f"mixup must be >= 0 (0: off), got {self.mixup}")
+        if self.teacher is not None and not isinstance(self.teacher, str):
+            raise ValueError(f"teacher must be a model name or path, got {self.teacher!r}")
+        if self.teacher and not self.soft_labels:
+            raise ValueError("a teacher needs soft_labels > 0: its share of the target")
         if self.mixup and self.feature_loss:
             raise ValueError("mixup blends faces of two classes: it cannot go with a feature_loss")
 

@@ -33,6 +33,7 @@ from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
 from .choices import SPLITS
 from .config import Recipe
 from .datamodule import FaceDataModule
+from .distill import OnlineTeacher
 from .evaluate import evaluate_model, report_stem, write_report
 from .losses import class_weights
 from .plots import plot_curves
@@ -107,11 +108,16 @@ def fit(
     val = data.split(cfg.val_split) if cfg.val_split and cfg.val_split in data.splits else None
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
 
-    soft = recipe.loss.soft_labels > 0
+    soft = recipe.loss.soft_labels > 0 and not recipe.loss.teacher  # the data's soft labels
     if soft:
         _check_soft_labels(recipe, train, data.num_classes)
+    teacher = None
+    if recipe.loss.teacher:
+        teacher = OnlineTeacher(
+            recipe.loss.teacher, data.label_names, recipe.preprocess, cfg.source
+        )
     weights = class_weights(train.labels, data.num_classes) if recipe.loss.class_weights else None
-    task = make_task(recipe, data.label_names, weights)
+    task = make_task(recipe, data.label_names, weights, teacher)
     dm = FaceDataModule(
         train, val, recipe.preprocess, recipe.augment, recipe.trainer.batch_size,
         task.channels_last, recipe.trainer.seed, soft_labels=soft,
@@ -337,8 +343,13 @@ def _attempt_number(path: Path) -> int:
     return int(path.parent.name.removeprefix("attempt_"))
 
 
-def make_task(recipe: Recipe, label_names: Sequence[str], weights: torch.Tensor | None):
-    task = FERTask(recipe, len(label_names), weights)
+def make_task(
+    recipe: Recipe,
+    label_names: Sequence[str],
+    weights: torch.Tensor | None,
+    teacher: OnlineTeacher | None = None,
+):
+    task = FERTask(recipe, len(label_names), weights, teacher)
     if recipe.model.weights:
         path = resolve(recipe.model.weights)
         load_weights(task.model, path, recipe.model.weights_mode, class_names=label_names)

@@ -14,6 +14,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
 from ..models import create_model
 from .choices import OPTIMIZERS, SCHEDULES
 from .config import Recipe
+from .distill import OnlineTeacher
 from .losses import CenterLoss, CrossEntropy, IslandLoss, WeightNormPenalty
 from .memory_format import channels_last_is_safe
 
@@ -27,12 +28,22 @@ class FERTask(L.LightningModule):
     validation, the best-epoch choice and the saved model then use the average.
 
     ``channels_last``: whether it trains channels-last, as the recipe asks where that is safe
-    (:mod:`attnfer.train.memory_format`)."""
+    (:mod:`attnfer.train.memory_format`).
 
-    def __init__(self, recipe: Recipe, num_classes: int, class_weights: torch.Tensor | None = None):
+    ``teacher``: where the recipe names one (``loss.teacher``), its probabilities for each
+    training batch, after augmentation and mixup, are the soft part of the target."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        num_classes: int,
+        class_weights: torch.Tensor | None = None,
+        teacher: OnlineTeacher | None = None,
+    ):
         super().__init__()
         self.recipe = recipe
         self.num_classes = num_classes
+        self.teacher = teacher
         cfg = recipe.loss
         self.model = create_model(
             recipe.model.name,
@@ -107,11 +118,20 @@ class FERTask(L.LightningModule):
         mixed = share * x + (1 - share) * x[order]
         return mixed, share * target + (1 - share) * target[order], y if share >= 0.5 else y[order]
 
+    def _taught(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(1 - w) * target + w * the teacher's probabilities for x``, the batch as trained on."""
+        w = self.recipe.loss.soft_labels
+        if not target.is_floating_point():
+            target = F.one_hot(target, self.num_classes).float()
+        return (1 - w) * target + w * self.teacher(x)
+
     def training_step(self, batch, batch_idx):
         x, y, *soft = batch
         target = self._target(y, soft)
         if self.recipe.loss.mixup > 0:
             x, target, y = self._mix(x, y, target)
+        if self.teacher is not None:
+            target = self._taught(x, target)
         if self.feature_loss is None:
             logits = self.model(x)
             loss = self.classification_loss(logits.float(), target)

@@ -181,6 +181,16 @@ def test_predict_exits_1_when_some_inputs_failed(crops, tmp_path: Path) -> None:
     assert invoke("predict", str(crops[0]), "--model", "no-such-model").exit_code != 0
 
 
+def test_predict_table_folds_rather_than_drops_at_80_columns(crops) -> None:
+    """In an 80-column terminal (and in a pipe) every cell is kept whole, folded over lines."""
+    result = invoke("predict", str(crops[0]), "--model", "fast", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    body = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    file, face, box, detected = ("".join(row[i].strip() for row in body) for i in range(4))
+    assert (file, face, box, detected) == (str(crops[0]), "1", "0,0,48,48", "no")
+
+
 def test_out_refuses_to_overwrite_and_checks_its_suffix(crops, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     out.write_text('{"file": "a.jpg", "faces": []}\n')

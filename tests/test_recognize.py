@@ -292,6 +292,11 @@ def test_no_face_is_invented(model_path: str, recognizer) -> None:
     assert crop.detected is False and crop.score is None and crop.box == (0, 0, 300, 300)
     (small,) = recognizer.predict(landscape[:100, :120])  # auto: crop-sized, taken whole
     assert small.detected is False and small.to_dict()["detected"] is False
+    assert recognizer.predict(landscape[:10, :500]) == []  # a strip is not a face crop
+    assert recognizer.predict(landscape[:100, :201]) == []  # nor wider than twice its height
+    assert recognizer.predict(landscape[:8, :8]) == []  # nor a few pixels
+    (edge,) = recognizer.predict(landscape[:16, :32])  # the smallest and longest crop taken whole
+    assert edge.detected is False and edge.box == (0, 0, 32, 16)
     (found,) = recognizer.predict(EXAMPLE)
     assert found.detected is True and found.to_dict()["detected"] is True
 

@@ -12,10 +12,11 @@ Inputs: a path, encoded bytes, a PIL image or an array (gray, RGB, RGBA, 16-bit;
 ``predict_batch`` never stops on one bad image: its slot holds the DataError instead of a list.
 
 Faces (``faces=``): ``detect`` runs the detector; ``crop`` takes the whole image as one face crop
-(like FER2013's 48 x 48 images); ``auto`` takes images whose short side is at most
-``CROP_SIDE`` (128) px as crops and detects in the others. A face is never invented: an image
-where the detector finds nothing gives no face, and every result says whether its box was
-detected (``detected``) or is the whole image taken as a crop.
+(like FER2013's 48 x 48 images); ``auto`` takes face-sized images as crops (short side 16 to
+``CROP_SIDE``, 128 px, long side at most twice the short one: :func:`is_face_crop`) and detects
+in the others. A face is never invented: an image where the detector finds nothing gives no
+face, and every result says whether its box was detected (``detected``) or is the whole image
+taken as a crop.
 
 Large JPEG files (paths or bytes; not arrays) decode at a reduced scale (1/2, 1/4 or 1/8) that
 keeps their longer side at least ``DECODE_MARGIN`` (2) times the detector's ``max_side`` (960):
@@ -85,13 +86,25 @@ from .pretrained import check_prior, load_pretrained, rebalance, shipped_int8
 FACE_MODES = ("auto", "crop", "detect")
 BACKENDS = ("auto", "torch", "onnx", "int8")
 TTA_MODES = ("none", "flip", "tencrop")
-CROP_SIDE = 128  # auto: images whose short side is at most this are face crops
+# auto: an image is a face crop when its short side is CROP_SIDE px or less, CROP_MIN_SIDE px or
+# more, and its long side at most CROP_ASPECT times the short one (a face's shape, not a strip)
+CROP_SIDE = 128
+CROP_MIN_SIDE = 16
+CROP_ASPECT = 2.0
 # How far the training classes' frequencies are divided out of the probabilities by default
 # (module notes; chosen on FER2013 val, docs/model_card.md, "Class balance")
 BALANCE = 0.75
 DECODE_MARGIN = 2  # JPEGs decode at reduced scale down to this many times the detector's max_side
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
+
+
+def is_face_crop(size: tuple[int, int]) -> bool:
+    """Whether ``faces="auto"`` takes an image of ``size`` (width, height) whole, as a face crop:
+    short side ``CROP_MIN_SIDE`` to ``CROP_SIDE`` px, long side at most ``CROP_ASPECT`` times it.
+    A strip or a few pixels are not a face; a larger image is a photo to detect faces in."""
+    short, long = min(size), max(size)
+    return CROP_MIN_SIDE <= short <= CROP_SIDE and long <= CROP_ASPECT * short
 
 
 @dataclass(frozen=True)
@@ -301,7 +314,7 @@ class Recognizer:
         image where it is a face crop: see ``faces``). ``bgr``: an array in OpenCV's order."""
         decoded = decode(image, self.decode_side, self.max_pixels, bgr=bgr)
         rgb, reduction = decoded.image, decoded.reduction
-        if self.faces == "crop" or (self.faces == "auto" and min(decoded.size) <= CROP_SIDE):
+        if self.faces == "crop" or (self.faces == "auto" and is_face_crop(decoded.size)):
             return [self._whole(rgb, decoded.size)]
         return [(f.scaled(reduction), self.align(rgb, f)) for f in self.detector.detect(rgb)]
 

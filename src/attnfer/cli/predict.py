@@ -65,10 +65,10 @@ def _detected(face: dict[str, Any]) -> str:
 
 
 def _table(records: list[dict[str, Any]]) -> Table:
+    """One row per face; short headers and folded cells keep every value whole in 80 columns."""
     table = Table(title="facial expressions")
-    table.add_column("file", overflow="fold", min_width=24)
-    for col in ("face", "box", "detected", "expression", "probability", "runner-up"):
-        table.add_column(col, no_wrap=True, justify="right" if col == "probability" else "left")
+    for col in ("file", "face", "box", "found", "expression", "prob.", "runner-up"):
+        table.add_column(col, overflow="fold", justify="right" if col == "prob." else "left")
     for rec in records:
         if not rec["faces"]:
             table.add_row(escape(rec["file"]), "-", "", "", "no face found", "", "")

@@ -6,7 +6,9 @@ classified twice by the same classifier (backend, test-time augmentation and cla
 user's ``Recognizer`` has them, unless ``--backend``, ``--tta`` and ``--balance`` say otherwise):
 as its crop, and through the full pipeline of each detector (``attnfer evaluate --faces
 detect``: decode, detect, align with the model's framing, classify; no face found counts as
-wrong). The gap splits in two:
+wrong). ``--face-px N`` places every face at N x N pixels instead (small faces: a group photo,
+a video frame), its crop shown at that resolution too (downscaled and upscaled back, as the
+pipeline does), so that the gap is what detection and alignment cost. The gap splits in two:
 faces the detector missed, and what detection and alignment cost on the faces found (their
 accuracy as crops against through the pipeline). ``--legacy`` adds the pipeline with the framing
 every model had before framings were measured (the box enlarged by 25 %). With
@@ -17,6 +19,7 @@ tables.
 
     python benchmarks/photo_path.py [--model default] [--detectors all] [--legacy]
         [--backend auto] [--tta flip] [--balance 0.75] [--fer-python /tmp/fervenv/bin/python]
+        [--face-px 24] [--split val]
 """
 
 from __future__ import annotations
@@ -31,16 +34,18 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from attnfer.data.readers import load_dataset
 from attnfer.faces import list_detectors
+from attnfer.faces.compose import PhotoStyle
 from attnfer.photos import PhotoSamples, evaluate_photos, photo_samples, write_photo_set
 from attnfer.recognize import BALANCE, Recognizer
 from attnfer.train.evaluate import report_over_known_classes
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SOURCES = {"FER2013 test": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
+SOURCES = {"FER2013": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
 # fer on photo files (paths on stdin, one a line): its largest face's emotion scores, or null
 FER_SCRIPT = """
 import json, sys, cv2
@@ -76,6 +81,19 @@ def fer_photo_path(python: str, photos: PhotoSamples, label_names: tuple[str, ..
     return {"accuracy": correct / count, "missed": count - len(rows), "photos": count}
 
 
+def seen_at(images: np.ndarray, side: int | None) -> np.ndarray:
+    """Face crops as a face of ``side`` pixels reaches the model: downscaled (area averaging)
+    and upscaled back to their size (bilinear); unchanged without ``side``."""
+    if side is None or side >= images.shape[1]:
+        return images
+    size = images.shape[2], images.shape[1]
+    return np.stack([
+        cv2.resize(cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA), size,
+                   interpolation=cv2.INTER_LINEAR).reshape(im.shape)
+        for im in images
+    ])  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default")
@@ -86,24 +104,30 @@ def main() -> None:
     parser.add_argument("--tta", default="flip", help="the Recognizer's test-time augmentation")
     parser.add_argument("--balance", type=float, default=BALANCE, help="the Recognizer's balance")
     parser.add_argument("--fer-python", help="python of a venv with fer 25.10.3")
+    parser.add_argument("--face-px", type=int, help="place every face at this side in pixels")
+    parser.add_argument("--split", default="test", help="FER2013's split: test, or val to tune")
     args = parser.parse_args()
+    style = PhotoStyle(face_px=args.face_px)
+    SOURCES["FER2013"] = (SOURCES["FER2013"][0], args.split)
     names = list_detectors() if args.detectors == "all" else args.detectors.split(",")
     rows, fer_rows = [], []
-    for title, (src, split) in SOURCES.items():
+    for source, (src, split) in SOURCES.items():
+        title = source if split == "all" else f"{source} {split}"
         data = load_dataset(src)
         part = data if split == "all" else data.split(split)
         as_crops = Recognizer(
             args.model, backend=args.backend, tta=args.tta, bf16=False, balance=args.balance
         )
         known = np.flatnonzero(part.labels < len(as_crops.label_names))
-        probs = as_crops.probabilities(part.images[known])
+        probs = as_crops.probabilities(seen_at(part.images[known], args.face_px))
         report = report_over_known_classes(
             probs, part.labels[known], part.classes, as_crops.label_names, known
         )
         crops = report["accuracy"]
         wrong = {e["row"] for e in report["errors"]}  # rows of part
-        folder = args.sets / f"{data.name}_{split}"
-        manifest = write_photo_set(part, folder)
+        px = "" if args.face_px is None else f"_px{args.face_px}"
+        folder = args.sets / f"{data.name}_{split}{px}"
+        manifest = write_photo_set(part, folder, style=style)
         source_row = {
             str(folder / r["file"]): int(r["row"]) for r in csv.DictReader(manifest.open())
         }
@@ -133,6 +157,8 @@ def main() -> None:
                 )
     setup = f"model {args.model}, backend {as_crops.backend}, TTA {args.tta}"
     setup += f", balance {as_crops.balance}"
+    if args.face_px:
+        setup += f"; every face {args.face_px} x {args.face_px} px, as crops and in photos"
     print(f"\n{setup}; accuracy in %; no face found counts as wrong\n")
     print(
         "| faces | detector | framing | as crops | photo path | gap | missed | found: as crops "

@@ -226,6 +226,20 @@ def test_photos_and_framing_commands(ck_faces, tmp_path: Path) -> None:
     result = runner.invoke(_app(), ["photos", str(source), "--out", str(out), "--split", "all"])
     assert result.exit_code == 0, result.output
     assert len(list(out.rglob("*.jpg"))) == 12 and "photos.csv" in result.output
+    small = tmp_path / "small"  # every face at 24 px, smaller than its 48 px crop
+    args = ["photos", str(source), "--out", str(small), "--split", "all", "--face-px", "24"]
+    assert runner.invoke(_app(), args).exit_code == 0
+    rows = list(csv.DictReader((small / "photos.csv").open()))
+    assert {int(r["side"]) for r in rows} == {24}
+    first = cv2.imread(str(small / rows[0]["file"]), cv2.IMREAD_GRAYSCALE)
+    x, y = int(rows[0]["x"]), int(rows[0]["y"])
+    shrunk = cv2.resize(
+        ck_faces.images[int(rows[0]["row"])], (24, 24), interpolation=cv2.INTER_AREA
+    )
+    placed = first[y : y + 24, x : x + 24].ravel().astype(np.float32)
+    assert np.corrcoef(placed, shrunk.ravel().astype(np.float32))[0, 1] > 0.95
+    refused = runner.invoke(_app(), [*args[:-1], "4"])
+    assert refused.exit_code == 2 and "face_px must be 8 to 320 pixels, got 4" in refused.output
     model = tmp_path / "framed.safetensors"
     args = ["framing", "fast", "--data", str(source), "--split", "all", "--faces", "12"]
     result = runner.invoke(_app(), [*args, "--detectors", "mtcnn", "--out", str(model), "--half"])

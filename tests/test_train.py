@@ -656,6 +656,36 @@ def test_online_teacher_targets_the_batch_the_student_trains_on(fer_subset, tmp_
     assert result.test_report["samples"] == 140
 
 
+def test_low_res_lowers_the_students_view_and_not_the_teachers(fer_subset, tmp_path):
+    """``augment.low_res`` shows the student smaller faces upscaled; a teacher sees them whole."""
+    still = "flip: 0, shift: 0, rotation: 0, zoom: 0, brightness: 0, contrast: 0, erasing: 0"
+    path = write_recipe(tmp_path / "r.yaml", fer_subset, "small_cnn",
+                        loss="{teacher: default, soft_labels: 0.5}",
+                        augment=f"{{{still}, low_res: 1.0, low_res_side: 16}}")  # fmt: skip
+    recipe = load_recipe(path)
+    seen: dict[str, torch.Tensor] = {}
+
+    class Spy:
+        def __init__(self, teacher: OnlineTeacher) -> None:
+            self.teacher = teacher
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            seen["teacher"] = x.clone()
+            return self.teacher(x)
+
+    task = make_task(
+        recipe, BASIC7, None, Spy(OnlineTeacher("default", BASIC7, recipe.preprocess, "faces"))
+    )
+    task.model.register_forward_pre_hook(lambda _, args: seen.update(student=args[0].clone()))
+    faces = load_dataset(fer_subset).split("val").images[:8]
+    x = Preprocess()(torch.from_numpy(faces))
+    task.training_step((x, torch.arange(8) % 7), 0)
+    assert torch.equal(seen["teacher"], x)
+    assert seen["student"].shape == x.shape and not torch.allclose(seen["student"], x)
+    detail = lambda t: (t[..., 1:] - t[..., :-1]).abs().mean()  # noqa: E731
+    assert detail(seen["student"]) < 0.9 * detail(x)
+
+
 def test_online_teacher_refuses_other_labels_other_inputs_and_no_share(fer_subset, tmp_path):
     with pytest.raises(ConfigError, match=r"teacher default predicts angry, .+; eight has .+tempt"):
         OnlineTeacher("default", CANONICAL, Preprocess(), "eight")

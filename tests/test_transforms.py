@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from attnfer.data.transforms import Augment
 from attnfer.preprocess import Preprocess, tta_views
@@ -64,6 +65,34 @@ def test_random_erasing_zeroes_a_rectangle():
     out = erase(x, torch.Generator().manual_seed(0))
     zeroed = (out == 0).float().mean(dim=(1, 2, 3))
     assert ((zeroed > 0.005) & (zeroed < 0.4)).all()
+
+
+def test_low_res_shows_each_face_as_a_smaller_face_upscaled():
+    """Each face chosen by ``low_res`` is the input area-downscaled to one side in
+    [low_res_side, 48] and upscaled back bilinearly; sharp detail is lost, flat images stay."""
+    x = torch.randn(32, 1, 48, 48)
+    plain = {"flip": 0, "shift": 0, "rotation": 0, "zoom": 0, "brightness": 0, "contrast": 0,
+             "erasing": 0}  # fmt: skip
+    aug = Augment(**plain, low_res=1.0, low_res_side=16)
+    assert torch.allclose(aug(x), x, atol=1e-4)  # a step of its own, after the rest
+    out = aug.lower_resolution(x, torch.Generator().manual_seed(0))
+
+    def seen_at(side: int) -> torch.Tensor:
+        small = F.interpolate(x, size=(side, side), mode="area")
+        return F.interpolate(small, size=(48, 48), mode="bilinear", align_corners=False)
+
+    candidates = torch.stack([x] + [seen_at(side) for side in range(16, 48)])  # side 48: as is
+    error = (candidates - out).abs().amax(dim=(2, 3, 4))  # (sides, faces)
+    assert (error.amin(0) < 1e-4).all()  # every face is one of the resamplings
+    assert len(set(error.argmin(0).tolist())) > 8  # at many sides
+    assert out.std() < 0.8 * x.std()  # noise loses most of its detail
+    flat = torch.full((4, 1, 48, 48), 0.3)
+    assert torch.allclose(aug.lower_resolution(flat), flat)
+    assert Augment(low_res=0.0).lower_resolution(x) is x
+    with pytest.raises(ValueError, match="low_res is a probability"):
+        Augment(low_res=1.5)
+    with pytest.raises(ValueError, match="low_res_side"):
+        Augment(low_res_side=1)
 
 
 def test_tta_views():

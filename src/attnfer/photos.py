@@ -34,7 +34,7 @@ from .data.readers import detect_format, load_dataset
 from .data.readers.folder import folder_samples
 from .errors import DataError
 from .faces import create_detector, largest, roll_correction
-from .faces.compose import compose_photo
+from .faces.compose import PhotoStyle, compose_photo
 from .faces.framing import Placement, best_match, measure_framing
 from .recognize import Recognizer
 from .train.evaluate import report_over_known_classes
@@ -44,9 +44,11 @@ MANIFEST = "photos.csv"
 JPEG_QUALITY = 92
 
 
-def _photos(images: np.ndarray, seed: int) -> Iterator[tuple[np.ndarray, Placement]]:
+def _photos(
+    images: np.ndarray, seed: int, style: PhotoStyle | None = None
+) -> Iterator[tuple[np.ndarray, Placement]]:
     for row, image in enumerate(images):
-        yield compose_photo(image, np.random.default_rng([seed, row]))
+        yield compose_photo(image, np.random.default_rng([seed, row]), style or PhotoStyle())
 
 
 def write_photo_set(
@@ -54,8 +56,10 @@ def write_photo_set(
     out: str | os.PathLike,
     seed: int = 0,
     progress: Progress | None = None,
+    style: PhotoStyle | None = None,
 ) -> Path:
-    """Write every face of ``data`` into a photo under ``out/<label>/``; returns the manifest.
+    """Write every face of ``data`` into a photo (drawn from ``style``, by default
+    :class:`PhotoStyle`'s ranges) under ``out/<label>/``; returns the manifest.
 
     Photo ``k`` is drawn from the seed ``[seed, k]``, so a set is the same on every machine and a
     stopped run can simply be run again (files already written are kept).
@@ -63,7 +67,7 @@ def write_photo_set(
     out = Path(out)
     stem = re.sub(r"[^\w.-]+", "_", data.name) or "face"
     rows = []
-    for row, (photo, placed) in enumerate(_photos(data.images, seed)):
+    for row, (photo, placed) in enumerate(_photos(data.images, seed, style)):
         label = data.label_names[data.labels[row]]
         path = out / label / f"{stem}_{row:06d}.jpg"
         if not path.is_file():

@@ -195,19 +195,28 @@ def photos(
     out: Annotated[Path, typer.Option("--out", help="Folder for the photo set.")],
     split: Annotated[str, typer.Option(help="Split to place ('all' for every face).")] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the photos.")] = 0,
+    face_px: Annotated[
+        int | None,
+        typer.Option(help="Place every face at this side in pixels (small faces: 16-40)."),
+    ] = None,
 ) -> None:
     """Place every face of a split into a photo-like image (random size, position, background,
     colour), as a label-folder tree of JPEG files with photos.csv saying where each face is:
     the benchmark of the photo path (`attnfer evaluate MODEL --data OUT --faces detect`).
     Running it again keeps the photos already written."""
+    from ..faces.compose import PhotoStyle
     from ..photos import write_photo_set
 
+    try:
+        style = PhotoStyle(face_px=face_px)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--face-px") from None
     data = load_dataset(src)
     part = data if split == "all" else data.split(split)
     with progress_bar() as bar:
         task = bar.add_task(f"{part.name}: photos", total=len(part))
         manifest = write_photo_set(
-            part, out, seed, lambda done, _: bar.update(task, completed=done)
+            part, out, seed, lambda done, _: bar.update(task, completed=done), style
         )
     console.print(f"wrote {len(part)} photos to {out} ({manifest.name} says where each face is)")
 

@@ -21,8 +21,14 @@ class Augment:
     ``shift`` is the largest translation as a fraction of the side (random crop with padding),
     ``rotation`` in degrees, ``zoom`` the largest relative scale change, ``erasing`` the
     probability of one random erased rectangle (2-33 % of the area). ``final_scale`` anneals
-    the strength: every magnitude but ``flip`` falls linearly over training to that fraction of
-    its value (1: constant), strong regularisation early and a closer fit late.
+    the strength: every magnitude above but ``flip`` falls linearly over training to that
+    fraction of its value (1: constant), strong regularisation early and a closer fit late.
+
+    ``low_res`` is the probability that :meth:`lower_resolution` shows a face at a lower
+    resolution, as a small face in a photo reaches the model: downscaled (area averaging) to a
+    side drawn uniformly from ``low_res_side`` up to the input's and upscaled back (bilinear, as
+    :func:`attnfer.faces.align.align_face` does). It is a step of its own, applied by the trainer
+    after the rest, so that a teacher (``loss.teacher``) sees the face at full resolution.
     """
 
     flip: float = 0.5
@@ -32,11 +38,17 @@ class Augment:
     brightness: float = 0.2
     contrast: float = 0.2
     erasing: float = 0.25
+    low_res: float = 0.0
+    low_res_side: int = 16
     final_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.final_scale <= 1.0:
             raise ValueError(f"final_scale must be in [0, 1], got {self.final_scale}")
+        if not 0.0 <= self.low_res <= 1.0:
+            raise ValueError(f"low_res is a probability in [0, 1], got {self.low_res}")
+        if self.low_res_side < 2:
+            raise ValueError(f"low_res_side must be at least 2 pixels, got {self.low_res_side}")
 
     def at(self, progress: float) -> Augment:
         """The augmentation ``progress`` (0 at the first epoch, 1 at the last) through training."""
@@ -73,6 +85,23 @@ class Augment:
         if self.erasing > 0:
             x = x.masked_fill(self._erase_mask(x, generator), 0.0)
         return x
+
+    def lower_resolution(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The batch with each face chosen by ``low_res`` downscaled to its drawn side and
+        upscaled back to ``H x W``; the batch itself when ``low_res`` is 0."""
+        if self.low_res == 0:
+            return x
+        b, _, h, w = x.shape
+        chosen = torch.rand(b, generator=generator, device=x.device) < self.low_res
+        sides = torch.randint(self.low_res_side, h + 1, (b,), generator=generator, device=x.device)
+        out = x.clone()
+        for side in sides[chosen & (sides < h)].unique().tolist():
+            pick = chosen & (sides == side)
+            small = F.interpolate(x[pick], size=(side, max(1, round(side * w / h))), mode="area")
+            out[pick] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return out
 
     def _erase_mask(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One random rectangle per chosen sample, as a B x 1 x H x W boolean mask."""

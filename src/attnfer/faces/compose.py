@@ -23,13 +23,20 @@ BACKGROUNDS = ("flat", "gradient", "noise", "texture", "shapes")
 @dataclass(frozen=True)
 class PhotoStyle:
     """Ranges composed photos are drawn from: photo sides, the face's side as a fraction of the
-    photo's shorter side, the share of colour photos."""
+    photo's shorter side (at least the crop's own), the share of colour photos. ``face_px`` places
+    every face at that side in pixels instead, smaller than its crop if need be (a small face in a
+    group photo or a video frame)."""
 
     min_side: int = 320
     max_side: int = 640
     min_face: float = 0.2
     max_face: float = 0.7
     colour: float = 0.5
+    face_px: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.face_px is not None and not 8 <= self.face_px <= self.min_side:
+            raise ValueError(f"face_px must be 8 to {self.min_side} pixels, got {self.face_px}")
 
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -71,12 +78,15 @@ def compose_photo(
 ) -> tuple[np.ndarray, Placement]:
     """A photo (H x W x 3 RGB uint8) holding ``crop`` (gray or RGB uint8 face), and where."""
     height, width = (int(v) for v in rng.integers(style.min_side, style.max_side + 1, 2))
-    short = min(height, width)
-    side = int(rng.uniform(style.min_face, style.max_face) * short)
-    side = max(side, crop.shape[0])
+    if style.face_px is None:
+        side = int(rng.uniform(style.min_face, style.max_face) * min(height, width))
+        side = max(side, crop.shape[0])
+    else:
+        side = style.face_px
     x = int(rng.integers(0, width - side + 1))
     y = int(rng.integers(0, height - side + 1))
-    face = cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    resample = cv2.INTER_AREA if side < crop.shape[0] else cv2.INTER_CUBIC
+    face = cv2.resize(crop, (side, side), interpolation=resample).astype(np.float32)
     if face.ndim == 2:
         face = np.repeat(face[..., None], 3, axis=2)
     colour = rng.random() < style.colour

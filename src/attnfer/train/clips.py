@@ -169,7 +169,7 @@ class ClipDataModule(L.LightningDataModule):
         b, k = clips.shape[:2]
         x = self.preprocess(clips.flatten(0, 1))
         if self.trainer is not None and self.trainer.training and self.augment is not None:
-            x = self.augment(x)
+            x = self.augment.lower_resolution(self.augment(x))
         return x.unflatten(0, (b, k)), labels
 
 

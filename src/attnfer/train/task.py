@@ -31,7 +31,8 @@ class FERTask(L.LightningModule):
     (:mod:`attnfer.train.memory_format`).
 
     ``teacher``: where the recipe names one (``loss.teacher``), its probabilities for each
-    training batch, after augmentation and mixup, are the soft part of the target."""
+    training batch, after augmentation and mixup, are the soft part of the target. The teacher
+    sees each face at full resolution; ``augment.low_res`` lowers it for the student only."""
 
     def __init__(
         self,
@@ -132,6 +133,8 @@ class FERTask(L.LightningModule):
             x, target, y = self._mix(x, y, target)
         if self.teacher is not None:
             target = self._taught(x, target)
+        if self.recipe.augment is not None:
+            x = self.recipe.augment.lower_resolution(x)
         if self.feature_loss is None:
             logits = self.model(x)
             loss = self.classification_loss(logits.float(), target)

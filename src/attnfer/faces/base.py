@@ -12,7 +12,10 @@ when that pass finds no face or a face smaller than ``REFINE_BELOW`` pixels at i
 that smaller ones may have been missed), again at ``max_side``. ``first_side=None`` skips the
 coarse pass. An image shrunk for a pass by a factor of at most 2 is resized bilinearly (as
 RetinaFace's own code does, and faster than area averaging, which larger factors get so that they
-do not alias).
+do not alias). Where neither pass finds a face in an image smaller than ``max_side``, a last pass
+(``enlarge``, on by default) runs on it enlarged to ``max_side``: faces of 20-40 px, too small
+for the detector's smallest anchors, become findable (docs/model_card.md, "Small faces"), at the
+cost of one larger pass on photos without a face.
 """
 
 from __future__ import annotations
@@ -106,7 +109,9 @@ class Detector(ABC):
     """Finds faces in RGB uint8 images; subclasses implement :meth:`_detect`.
 
     ``min_score`` None keeps the back end's own threshold; ``max_side`` is the longest side
-    detection runs at, ``first_side`` that of the coarse pass (module notes).
+    detection runs at, ``first_side`` that of the coarse pass, ``enlarge`` whether an image
+    smaller than ``max_side`` where no face was found gets a last pass enlarged to it (module
+    notes).
     """
 
     name: ClassVar[str]
@@ -117,10 +122,12 @@ class Detector(ABC):
         min_score: float | None = None,
         max_side: int = MAX_SIDE,
         first_side: int | None = FIRST_SIDE,
+        enlarge: bool = True,
     ) -> None:
         self.min_score = self.default_score if min_score is None else float(min_score)
         self.max_side = int(max_side)
         self.first_side = None if first_side is None else min(int(first_side), self.max_side)
+        self.enlarge = bool(enlarge)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an H x W x 3 RGB (or H x W gray) uint8 image, left to right."""
@@ -132,15 +139,21 @@ class Detector(ABC):
             sides = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) * scale for f in faces]
             if faces and min(sides) >= REFINE_BELOW:
                 return faces
-        return self.detect_at(image, self.max_side)
+        faces = self.detect_at(image, self.max_side)
+        if not faces and self.enlarge and longest < self.max_side:
+            faces = self.detect_at(image, self.max_side, enlarge=True)
+        return faces
 
-    def detect_at(self, image: np.ndarray, side: int) -> list[Face]:
+    def detect_at(self, image: np.ndarray, side: int, enlarge: bool = False) -> list[Face]:
         """Faces found in one pass with the image downscaled to ``side`` pixels (its longest
-        side) at most, in full-image pixels, left to right."""
+        side) at most, or with ``enlarge`` resized to exactly that; in full-image pixels, left to
+        right."""
         image = as_rgb(image)
         height, width = image.shape[:2]
-        scale = min(1.0, side / max(height, width))
-        if scale < 1.0:
+        scale = side / max(height, width)
+        if not enlarge:
+            scale = min(1.0, scale)
+        if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             resample = cv2.INTER_LINEAR if scale >= LINEAR_DOWNSCALE else cv2.INTER_AREA
             image = cv2.resize(image, size, interpolation=resample)
@@ -155,5 +168,5 @@ class Detector(ABC):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(min_score={self.min_score}, max_side={self.max_side}, "
-            f"first_side={self.first_side})"
+            f"first_side={self.first_side}, enlarge={self.enlarge})"
         )

@@ -44,7 +44,10 @@ def with_own_detector(recognizer: Recognizer) -> Recognizer:
     detector = recognizer.detector
     clone = copy.copy(recognizer)
     clone._detector = type(detector)(
-        min_score=detector.min_score, max_side=detector.max_side, first_side=detector.first_side
+        min_score=detector.min_score,
+        max_side=detector.max_side,
+        first_side=detector.first_side,
+        enlarge=detector.enlarge,
     )
     return clone
 

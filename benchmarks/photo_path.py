@@ -34,11 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from attnfer.data.readers import load_dataset
 from attnfer.faces import list_detectors
+from attnfer.faces.align import fit_to_input
 from attnfer.faces.compose import PhotoStyle
 from attnfer.photos import PhotoSamples, evaluate_photos, photo_samples, write_photo_set
 from attnfer.recognize import BALANCE, Recognizer
@@ -82,16 +82,15 @@ def fer_photo_path(python: str, photos: PhotoSamples, label_names: tuple[str, ..
 
 
 def seen_at(images: np.ndarray, side: int | None) -> np.ndarray:
-    """Face crops as a face of ``side`` pixels reaches the model: downscaled (area averaging)
-    and upscaled back to their size (bilinear); unchanged without ``side``."""
+    """Face crops (N x H x W gray, or N x H x W x 3) as a face of ``side`` pixels reaches the
+    model: resized to ``side`` and back as the pipeline resizes a crop (``fit_to_input``: area
+    averaging down, bilinear up); unchanged without ``side``."""
     if side is None or side >= images.shape[1]:
         return images
-    size = images.shape[2], images.shape[1]
-    return np.stack([
-        cv2.resize(cv2.resize(im, (side, side), interpolation=cv2.INTER_AREA), size,
-                   interpolation=cv2.INTER_LINEAR).reshape(im.shape)
-        for im in images
-    ])  # fmt: skip
+    size, channels = images.shape[1], 1 if images.ndim == 3 else 3
+    return np.stack(
+        [fit_to_input(fit_to_input(im, side, channels), size, channels) for im in images]
+    )
 
 
 def main() -> None:

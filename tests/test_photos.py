@@ -22,7 +22,7 @@ from attnfer.data.dataset import FaceDataset
 from attnfer.data.readers import load_dataset
 from attnfer.errors import ModelError
 from attnfer.faces import LEGACY_FRAMING, Face, Framing, align_face, create_detector, eye_angle
-from attnfer.faces.compose import compose_photo
+from attnfer.faces.compose import GroupStyle, compose_group, compose_photo
 from attnfer.faces.framing import Placement, framing_sample, measure_framing
 from attnfer.photos import evaluate_photos, photo_path_crops, photo_samples, write_photo_set
 from attnfer.pretrained import load_pretrained, resolve
@@ -87,6 +87,37 @@ def test_measured_framing_puts_the_training_crop_back(ck_faces) -> None:
 
     assert likeness(fit) > 0.85
     assert likeness(fit) > likeness(LEGACY_FRAMING) + 0.2
+
+
+def test_group_photos_hold_each_face_where_they_say() -> None:
+    """Faces of a group photo lie where their placements say (the crop resized there), none
+    overlapping with its margin; the same seed gives the same photo; bad ranges are refused."""
+    crops = np.random.default_rng(0).integers(0, 256, (12, 48, 48), dtype=np.uint8)
+    style = GroupStyle(min_side=1280, max_side=1600, min_px=24, max_px=200, colour=0.0)
+    photo, placed = compose_group(crops, np.random.default_rng([1, 2]), style)
+    height, width = photo.shape[:2]
+    assert 1280 <= width <= 1600 and height == width * 3 // 4
+    assert all(p is not None for p in placed)
+    for crop, p in zip(crops, placed, strict=True):
+        x, y, side = int(p.x), int(p.y), int(p.side)
+        assert 24 <= side <= 200 and x + side <= width and y + side <= height
+        resample = cv2.INTER_AREA if side < 48 else cv2.INTER_CUBIC
+        expected = cv2.resize(crop, (side, side), interpolation=resample).astype(int)
+        assert np.abs(photo[y : y + side, x : x + side, 0].astype(int) - expected).max() <= 1
+    for i, a in enumerate(placed):
+        for b in placed[i + 1 :]:
+            gap = max(a.side, b.side) / 2
+            apart_x = a.x + a.side + gap <= b.x or b.x + b.side + gap <= a.x
+            apart_y = a.y + a.side + gap <= b.y or b.y + b.side + gap <= a.y
+            assert apart_x or apart_y
+    again, _ = compose_group(crops, np.random.default_rng([1, 2]), style)
+    assert np.array_equal(photo, again)
+    crowded, spots = compose_group(
+        np.repeat(crops, 20, axis=0), np.random.default_rng(3), GroupStyle(1280, 1280, 200, 240)
+    )
+    assert None in spots and crowded.shape == (960, 1280, 3)  # no room left for some faces
+    with pytest.raises(ValueError, match="face sides"):
+        GroupStyle(min_px=300, max_px=200)
 
 
 def _with_framing(tmp_path: Path, framing_value) -> Path:

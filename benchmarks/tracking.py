@@ -39,8 +39,9 @@ import numpy as np
 from PIL import Image
 
 from attnfer.faces import Face, create_detector
+from attnfer.faces.base import iou_matrix
 from attnfer.video.stream import DETECT_SIDE
-from attnfer.video.track import IoUTracker, greedy_match, iou_matrix
+from attnfer.video.track import IoUTracker, greedy_match
 
 CKPLUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ckplus48"
 WIDTH, HEIGHT, SIDE, FRAMES = 640, 360, 96, 100

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from attnfer.cli.predict import export, predict
 from attnfer.data.decode import decode_image
 from attnfer.errors import ConfigError, DataError, ModelError
+from attnfer.faces.base import iou_matrix
 from attnfer.faces.images import decode
 from attnfer.precision import BF16_MIN_BATCH, bf16_is_fast
 from attnfer.pretrained import load_pretrained, resolve
@@ -128,8 +129,8 @@ def test_every_face_found_and_classified(recognizer) -> None:
     faces = recognizer.predict(photo)
     assert len(faces) == 6
     for box in truth:
-        overlaps = [_iou(f.box, box) for f in faces]
-        assert max(overlaps) >= 0.5, f"face at {box}: best overlap {max(overlaps):.2f}"
+        best = iou_matrix([f.box for f in faces], [box]).max()
+        assert best >= 0.5, f"face at {box}: best overlap {best:.2f}"
     crops = [photo[y1:y2, x1:x2] for x1, y1, x2, y2 in truth]
     assert len(recognizer.predict_crops(crops)) == 6
     for face in faces:
@@ -138,13 +139,6 @@ def test_every_face_found_and_classified(recognizer) -> None:
         assert face.label == max(face.probabilities, key=face.probabilities.get)
         assert len(face.landmarks) == 5 and 0 < face.score <= 1
         assert json.loads(json.dumps(face.to_dict()))["label"] == face.label
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _big_jpeg(image: np.ndarray, long_side: int) -> bytes:
@@ -182,7 +176,7 @@ def test_large_jpegs_decode_reduced_and_report_the_files_pixels(recognizer) -> N
     from_file, from_full = recognizer.predict(data), recognizer.predict(full)
     assert len(from_file) == len(from_full) >= 1
     for a, b in zip(from_file, from_full, strict=True):
-        assert _iou(a.box, b.box) > 0.9 and a.label == b.label
+        assert iou_matrix([a.box], [b.box])[0, 0] > 0.9 and a.label == b.label
 
 
 def test_a_sideways_jpeg_reports_its_upright_size() -> None:
@@ -218,7 +212,7 @@ def test_input_types_agree(recognizer) -> None:
         assert [f.box for f in faces] == [reference[0].box], name
         assert np.abs(_probs(faces) - _probs(reference)).max() < 1e-6, name
     gray = recognizer.predict(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-    assert len(gray) == 1 and _iou(gray[0].box, reference[0].box) >= 0.5
+    assert len(gray) == 1 and iou_matrix([gray[0].box], [reference[0].box])[0, 0] >= 0.5
 
 
 def _png_header(width: int, height: int) -> bytes:

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 
 from attnfer.faces import create_detector
+from attnfer.faces.base import iou_matrix
 from attnfer.video.io import Frame
 from attnfer.video.stream import FaceLocator
-from attnfer.video.track import greedy_match, iou_matrix
+from attnfer.video.track import greedy_match
 
 CKPLUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ckplus48"
 WIDTH, HEIGHT, SIDE, FRAMES = 640, 360, 96, 100

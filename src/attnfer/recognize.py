@@ -19,9 +19,10 @@ face, and every result says whether its box was detected (``detected``) or is th
 taken as a crop.
 
 Large JPEG files (paths or bytes; not arrays) decode at a reduced scale (1/2, 1/4 or 1/8) that
-keeps their longer side at least ``DECODE_MARGIN`` (2) times the detector's ``max_side`` (960):
-detection never runs finer than that, a face it can find keeps at least twice its detected
-resolution in the crop, and a phone photo decodes several times as fast. Boxes and landmarks are
+keeps their longer side at least the side of the detector's closest look (``CLOSER``, 2, times its
+``max_side``, 960: :mod:`attnfer.faces.base`): detection never runs finer than that, a face found
+by the fine pass keeps at least twice its detected resolution in the crop, and a phone photo
+decodes several times as fast. Boxes and landmarks are
 in the file's pixels all the same.
 
 Framing: a detected box is turned into the model's input as the model's file says for that
@@ -76,7 +77,7 @@ import torch
 from .errors import ConfigError, DataError, ModelError
 from .export import cached_onnx
 from .faces import Detector, Face, align_face, create_detector, fit_to_input, load_image
-from .faces.base import MAX_SIDE
+from .faces.base import CLOSER, MAX_SIDE
 from .faces.framing import LEGACY_FRAMING, Framing, framings_from_info
 from .faces.images import MAX_PIXELS, ImageInput, decode
 from .precision import autocast
@@ -94,7 +95,6 @@ CROP_ASPECT = 2.0
 # How far the training classes' frequencies are divided out of the probabilities by default
 # (module notes; chosen on FER2013 val, docs/model_card.md, "Class balance")
 BALANCE = 0.75
-DECODE_MARGIN = 2  # JPEGs decode at reduced scale down to this many times the detector's max_side
 
 Runner = Callable[[torch.Tensor], torch.Tensor]  # normalised batch -> class probabilities
 
@@ -307,7 +307,7 @@ class Recognizer:
         if self.faces == "crop":
             return None
         made = self._detector if isinstance(self._detector, Detector) else None
-        return DECODE_MARGIN * (made.max_side if made else MAX_SIDE)  # without making a detector
+        return CLOSER * (made.max_side if made else MAX_SIDE)  # without making a detector
 
     def locate(self, image: ImageInput, bgr: bool = False) -> list[tuple[Face, np.ndarray]]:
         """The faces of one image with their aligned, model-sized crops (detected, or the whole

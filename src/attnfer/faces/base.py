@@ -12,10 +12,16 @@ when that pass finds no face or a face smaller than ``REFINE_BELOW`` pixels at i
 that smaller ones may have been missed), again at ``max_side``. ``first_side=None`` skips the
 coarse pass. An image shrunk for a pass by a factor of at most 2 is resized bilinearly (as
 RetinaFace's own code does, and faster than area averaging, which larger factors get so that they
-do not alias). Where neither pass finds a face in an image smaller than ``max_side``, a last pass
-(``enlarge``, on by default) runs on it enlarged to ``max_side``: faces of 20-40 px, too small
-for the detector's smallest anchors, become findable (docs/model_card.md, "Small faces"), at the
-cost of one larger pass on photos without a face.
+do not alias). Where the pass at ``max_side`` finds a face smaller than ``SMALL`` pixels at its
+scale (a sign that still smaller ones were missed, as in a group photo), a last pass (``enlarge``,
+on by default) looks closer: on an image smaller than ``max_side``, enlarged to it; on a larger
+one, at ``CLOSER`` times ``max_side`` (enlarged if need be). The small faces it finds (under
+``SMALL`` pixels at the fine pass's scale, which saw larger ones) that the passes before did not
+join them. An image smaller than ``max_side`` gets that pass also where no face was found, and
+keeps every face it finds (it costs one fine pass; a larger image's would cost four, and an image
+without faces gives no sign to look for). Faces of 20-40 px, too small for the detector's
+smallest anchors at the first passes' scale, become findable (docs/model_card.md, "Small faces"
+and "Group photos").
 """
 
 from __future__ import annotations
@@ -34,9 +40,12 @@ import numpy as np
 from ..errors import DataError, ModelError
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-MAX_SIDE = 960  # longest side detection runs at; larger images are downscaled for it
+MAX_SIDE = 960  # longest side of the fine pass; larger images are downscaled for it
 FIRST_SIDE = 320  # longest side of the coarse pass
 REFINE_BELOW = 96  # a face smaller than this (pixels, at the coarse pass's scale) asks for the fine
+SMALL = 64  # a face smaller than this (pixels, at the max_side pass's scale) asks for a closer look
+CLOSER = 2  # a large image's closer look runs at this many times max_side
+SAME_FACE = 0.4  # boxes of two passes overlapping more than this (IoU) are the same face
 LINEAR_DOWNSCALE = 0.5  # images shrunk less than this for detection are resized bilinearly
 
 Point = tuple[float, float]
@@ -105,12 +114,41 @@ def largest(faces: Iterable[F]) -> F | None:
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of ``a`` (N x 4) with every box of ``b`` (M x 4)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def side(face: Boxed) -> float:
+    """The longer side of a face's box."""
+    return max(face.box[2] - face.box[0], face.box[3] - face.box[1])
+
+
+def merged(found: list[Face], more: list[Face]) -> list[Face]:
+    """The faces ``found`` by a pass, and those of a further pass, ``more``, that are new: that
+    overlap none found by more than ``SAME_FACE`` (IoU); left to right."""
+    if not found or not more:
+        return sorted(found or more, key=lambda f: f.box[0] + f.box[2])
+    overlaps = iou_matrix([f.box for f in more], [f.box for f in found])
+    new = [f for f, row in zip(more, overlaps, strict=True) if row.max() <= SAME_FACE]
+    return sorted(found + new, key=lambda f: f.box[0] + f.box[2])
+
+
 class Detector(ABC):
     """Finds faces in RGB uint8 images; subclasses implement :meth:`_detect`.
 
     ``min_score`` None keeps the back end's own threshold; ``max_side`` is the longest side
-    detection runs at, ``first_side`` that of the coarse pass, ``enlarge`` whether an image
-    smaller than ``max_side`` where no face was found gets a last pass enlarged to it (module
+    the fine pass runs at, ``first_side`` that of the coarse pass, ``enlarge`` whether a closer
+    look follows where the fine pass found small faces (or, in a small image, none; module
     notes).
     """
 
@@ -135,13 +173,17 @@ class Detector(ABC):
         longest = max(image.shape[:2])
         if self.first_side and longest > self.first_side:
             faces = self.detect_at(image, self.first_side)
-            scale = self.first_side / longest
-            sides = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) * scale for f in faces]
-            if faces and min(sides) >= REFINE_BELOW:
+            if faces and min(map(side, faces)) * self.first_side / longest >= REFINE_BELOW:
                 return faces
         faces = self.detect_at(image, self.max_side)
-        if not faces and self.enlarge and longest < self.max_side:
-            faces = self.detect_at(image, self.max_side, enlarge=True)
+        scale = min(longest, self.max_side) / longest  # the fine pass's
+        small = bool(faces) and min(map(side, faces)) * scale < SMALL
+        if self.enlarge and (small or (not faces and longest < self.max_side)):
+            closer = self.max_side if longest < self.max_side else CLOSER * self.max_side
+            more = self.detect_at(image, closer, enlarge=closer > longest)
+            if faces:  # beside faces found, only small ones are new: the fine pass saw larger
+                more = [f for f in more if side(f) * scale < SMALL]
+            faces = merged(faces, more)
         return faces
 
     def detect_at(self, image: np.ndarray, side: int, enlarge: bool = False) -> list[Face]:

@@ -28,24 +28,11 @@ import cv2
 import numpy as np
 
 from ..faces import Face
+from ..faces.base import iou_matrix
 
 TEMPLATE_SIDE = 32  # template width in pixels after downscaling
 MIN_MATCH = 0.5  # correlation below which the velocity prediction is kept
 REMATCH_SHIFT = 0.75  # a hidden track takes a face this many box widths from its prediction
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` (N x 4) with every box of ``b`` (M x 4)."""
-    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def greedy_match(overlap: np.ndarray, min_iou: float) -> list[tuple[int, int]]:

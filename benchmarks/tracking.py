@@ -40,7 +40,7 @@ from PIL import Image
 
 from attnfer.faces import Face, create_detector
 from attnfer.faces.base import iou_matrix
-from attnfer.video.stream import DETECT_SIDE
+from attnfer.video.stream import detection_side
 from attnfer.video.track import IoUTracker, greedy_match
 
 CKPLUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ckplus48"
@@ -89,7 +89,7 @@ def crossing_clip(
 
 def detect_all(clip: list[tuple[np.ndarray, np.ndarray]]) -> list[list[Face]]:
     detector = create_detector("default")
-    return [detector.detect_at(frame, DETECT_SIDE) for frame, _ in clip]
+    return [detector.detect_at(frame, detection_side(*frame.shape[1::-1])) for frame, _ in clip]
 
 
 # ---- trackers: each run(frames, detections, every) -> (shown per frame, seconds) ----------

@@ -3,6 +3,7 @@ crossing (one face hides the other for a while); the real detector runs on every
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attnfer.cli.video import run
 from attnfer.faces import create_detector
 from attnfer.faces.base import iou_matrix
 from attnfer.video.io import Frame
-from attnfer.video.stream import FaceLocator
+from attnfer.video.stream import DETECT_SIDE, FaceLocator, detection_side
 from attnfer.video.track import greedy_match
 
 CKPLUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ckplus48"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 WIDTH, HEIGHT, SIDE, FRAMES = 640, 360, 96, 100
 PEOPLE = ("happy", "surprise", "anger", "sadness")  # one CK+ face of each
 
@@ -77,3 +80,24 @@ def track_clip(every: int) -> tuple[set[int], int]:
 def test_one_id_per_person_through_crossings(every: int) -> None:
     ids, switches = track_clip(every)
     assert (len(ids), switches) == (len(PEOPLE), 0)
+
+
+def test_a_gallery_view_in_hd_is_found_at_the_default_side() -> None:
+    """A 1920 x 1080 frame of a video call's gallery view, 5 x 5 tiles whose faces are about
+    45 px: the video path (and `attnfer video`, by default) detects it at 960 px and finds every
+    face, one in each tile; at 480 px, the side a 640 x 480 frame still gets, it finds none."""
+    tile = np.asarray(Image.open(EXAMPLE).convert("RGB").resize((216, 216), Image.BICUBIC))
+    frame = np.full((1080, 1920, 3), 40, np.uint8)
+    for row in range(5):
+        for col in range(5):
+            x, y = col * 384 + 84, row * 216
+            frame[y : y + 216, x : x + 216] = tile
+    assert inspect.signature(run).parameters["detect_side"].default is None
+    assert detection_side(1920, 1080) == 960 and detection_side(640, 480) == DETECT_SIDE == 480
+    assert detection_side(1280, 720) == 640 and detection_side(3840, 2160) == 960
+    faces = FaceLocator(create_detector()).detect(frame)
+    tiles = sorted(
+        (int(f.box[1] + f.box[3]) // 432, int(f.box[0] + f.box[2]) // 768) for f in faces
+    )
+    assert tiles == [(row, col) for row in range(5) for col in range(5)]
+    assert FaceLocator(create_detector(), detect_side=480).detect(frame) == []

@@ -77,8 +77,13 @@ def run(
         int | None, typer.Option(help="Stop after this many frames (cameras, streams).")
     ] = None,
     detect_side: Annotated[
-        int, typer.Option(min=64, help="Detect on frames shrunk to this longer side (pixels).")
-    ] = 480,
+        int | None,
+        typer.Option(
+            min=64,
+            help="Detect on frames shrunk to this longer side (pixels); default: half the "
+            "frame's, from 480 to 960.",
+        ),
+    ] = None,
     balance: BalanceOpt = None,
 ) -> None:
     """Recognise the expressions of the faces in a video, frame by frame, with stable track ids.

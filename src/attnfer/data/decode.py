@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
+from ..files import heif_problem
 
 COLORS: tuple[str, ...] = ("gray", "rgb")
 # The square side images are resized to when their sizes differ and no size is asked for.
@@ -41,15 +42,17 @@ def _decode(src: str | os.PathLike | bytes, color: str, size: int | None) -> np.
     if isinstance(src, bytes):
         if not src:
             return "empty data (0 bytes)"
-        src = io.BytesIO(src)
     else:
         try:
             if os.path.getsize(src) == 0:
                 return "empty file (0 bytes)"
         except OSError as exc:
             return f"cannot read file ({exc.strerror or exc})"
+    problem = heif_problem(src)
+    if problem:
+        return problem
     try:
-        with Image.open(src) as im:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
             if size:
                 im.draft(_MODES[color], (size, size))  # JPEG: decode at a reduced scale
             out = im.convert(_MODES[color])

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
+from ..files import heif_problem
 
 MAX_PIXELS = 100_000_000  # 100 MP: larger files are refused before decoding
 SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations that turn an image by a quarter
@@ -138,7 +139,6 @@ def _open_file(
     if isinstance(src, bytes):
         if not src:
             raise DataError(f"{where}: empty data (0 bytes)")
-        src = io.BytesIO(src)
     else:
         try:
             if os.path.isdir(src):
@@ -147,10 +147,13 @@ def _open_file(
                 raise DataError(f"{where}: empty file (0 bytes)")
         except OSError as exc:
             raise DataError(f"{where}: cannot read file ({exc.strerror or exc})") from None
+    problem = heif_problem(src)
+    if problem:
+        raise DataError(f"{where}: {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
-            with Image.open(src) as image:
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as image:
                 _check_size(image, where, max_pixels)
                 width, height = image.size
                 if image.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS:

@@ -22,8 +22,7 @@ Large JPEG files (paths or bytes; not arrays) decode at a reduced scale (1/2, 1/
 keeps their longer side at least the side of the detector's closest look (``CLOSER``, 2, times its
 ``max_side``, 960: :mod:`attnfer.faces.base`): detection never runs finer than that, a face found
 by the fine pass keeps at least twice its detected resolution in the crop, and a phone photo
-decodes several times as fast. Boxes and landmarks are
-in the file's pixels all the same.
+decodes several times as fast. Boxes and landmarks are in the file's pixels all the same.
 
 Framing: a detected box is turned into the model's input as the model's file says for that
 detector (:mod:`attnfer.faces.framing`), so that a face in a photo is framed like the faces the

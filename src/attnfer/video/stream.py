@@ -61,9 +61,8 @@ class FrameResult:
 
 def detection_side(width: int, height: int) -> int:
     """The longer side a ``width`` x ``height`` frame is shrunk to for detection by default: half
-    its own, at least ``DETECT_SIDE`` and at most the photos' fine pass (``MAX_SIDE``). A 640 x 480
-    webcam is detected at 480 px, as before; a 1920 x 1080 video at 960, where the 45 px faces of
-    a 5 x 5 gallery view are found (at 480 px none was: docs/video.md)."""
+    its own, at least ``DETECT_SIDE`` and at most the photos' fine pass (``MAX_SIDE``): a 640 x 480
+    webcam at 480 px, a 1920 x 1080 video at 960 (docs/video.md, "Small faces in HD video")."""
     return min(MAX_SIDE, max(DETECT_SIDE, max(width, height) // 2))
 
 

@@ -276,7 +276,15 @@ def run_trainer(
             strategy=recipe.trainer.strategy,
             num_nodes=recipe.trainer.num_nodes,
             callbacks=callbacks,
-            logger=CSVLogger(run_dir / "logs", name="", version=f"attempt_{_attempt(run_dir)}"),
+            # Rows reach the disk as they are logged: Lightning writes an epoch's checkpoint
+            # before it logs the epoch's training metrics, and a run killed while they waited for
+            # the next flush (every 100 steps by default) resumed without them in its history.
+            logger=CSVLogger(
+                run_dir / "logs",
+                name="",
+                version=f"attempt_{_attempt(run_dir)}",
+                flush_logs_every_n_steps=1,
+            ),
             plugins=[AtomicCheckpointIO()],
             check_val_every_n_epoch=recipe.trainer.val_every,
             limit_val_batches=None if has_val else 0,

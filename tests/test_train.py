@@ -223,6 +223,44 @@ def test_run_killed_mid_epoch_resumes_and_finishes(fer_subset, tmp_path):
     assert len(list((run_dir / "logs").glob("attempt_*"))) == 2
 
 
+KILLED_AFTER_CHECKPOINT = """
+import os, sys
+from attnfer.cli import run
+from attnfer.train.callbacks import AtomicCheckpointIO
+save, saved = AtomicCheckpointIO.save_checkpoint, []
+def save_then_die(self, checkpoint, path, storage_options=None):
+    save(self, checkpoint, path, storage_options)
+    saved.append(str(path))
+    if sum(p.endswith("last.ckpt") for p in saved) == 2:
+        os._exit(9)  # killed as epoch 1's checkpoint is written, before its metrics are logged
+AtomicCheckpointIO.save_checkpoint = save_then_die
+sys.argv = ["attnfer", *sys.argv[1:]]
+run()
+"""
+
+
+@pytest.mark.slow
+def test_run_killed_right_after_a_checkpoint_keeps_that_epochs_history(fer_subset, tmp_path):
+    """Lightning writes an epoch's checkpoint before it logs the epoch's training metrics; a run
+    killed in between resumes with them all the same (from the checkpoint)."""
+    recipe = write_recipe(
+        tmp_path / "r.yaml", fer_subset, model="small_cnn",
+        trainer="{epochs: 3, batch_size: 16, precision: 32-true}",
+    )  # fmt: skip
+    run_dir = tmp_path / "run"
+    args = ["train", "-c", str(recipe), "--out", str(run_dir)]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_CHECKPOINT, *args], capture_output=True, check=False
+    )
+    assert killed.returncode == 9 and (run_dir / "last.ckpt").exists()
+    first = {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")}
+    assert first == {0}  # epoch 1 ended and was saved, its training metrics not yet logged
+    done = subprocess.run([*train_command(recipe, run_dir), "--resume"], capture_output=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    epochs = {int(float(r["epoch"])) for r in history(run_dir) if r.get("train_loss")}
+    assert epochs == {0, 1, 2}
+
+
 class NotTensors:
     """An object a checkpoint has no business holding."""
 

@@ -129,6 +129,37 @@ class EpochSummary(L.Callback):
         log.info("  ".join(parts))
 
 
+class EpochRecord(L.Callback):
+    """Keeps an epoch's metrics in the checkpoint written at its end, and logs them again in a
+    run resumed from it: Lightning writes an epoch's checkpoint before it logs the epoch's
+    training metrics, so a run killed in between would otherwise resume without them in its
+    history (a resumed epoch's last rows win there, so a row logged twice changes nothing)."""
+
+    KEY = "epoch_metrics"
+
+    def __init__(self) -> None:
+        self._restored: dict[str, Any] | None = None
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        checkpoint[self.KEY] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        checkpoint[self.KEY]["metrics"] = metrics
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._restored = checkpoint.get(self.KEY)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        restored, self._restored = self._restored, None
+        if restored and restored["metrics"] and trainer.logger is not None:
+            metrics = {**restored["metrics"], "epoch": restored["epoch"]}
+            trainer.logger.log_metrics(metrics, step=max(0, restored["step"] - 1))
+            trainer.logger.save()
+
+
 def format_duration(seconds: float) -> str:
     """``42 s``, ``17 min``, ``2 h 05 min``."""
     if seconds < 60:

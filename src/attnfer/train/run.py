@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from ..models import load_weights
 from ..precision import bf16_is_fast
 from ..pretrained import resolve, save_pretrained
-from .callbacks import AtomicCheckpointIO, EpochSummary, StagedUnfreeze
+from .callbacks import AtomicCheckpointIO, EpochRecord, EpochSummary, StagedUnfreeze
 from .choices import SPLITS
 from .config import Recipe
 from .datamodule import FaceDataModule
@@ -259,7 +259,7 @@ def run_trainer(
     )
     show_bar = progress and sys.stderr.isatty()
     summary = EpochSummary(every_seconds=None if show_bar else PROGRESS_LINE_SECONDS)
-    callbacks: list[L.Callback] = [checkpoint, last_checkpoint, summary]
+    callbacks: list[L.Callback] = [checkpoint, last_checkpoint, summary, EpochRecord()]
     if recipe.stages:
         callbacks.append(StagedUnfreeze(recipe.stages))
     if recipe.trainer.early_stopping_patience and has_val:
@@ -276,9 +276,8 @@ def run_trainer(
             strategy=recipe.trainer.strategy,
             num_nodes=recipe.trainer.num_nodes,
             callbacks=callbacks,
-            # Rows reach the disk as they are logged: Lightning writes an epoch's checkpoint
-            # before it logs the epoch's training metrics, and a run killed while they waited for
-            # the next flush (every 100 steps by default) resumed without them in its history.
+            # Rows reach the disk as they are logged (by default every 100 steps), so that a
+            # killed run's history holds all it logged (EpochRecord keeps the rest).
             logger=CSVLogger(
                 run_dir / "logs",
                 name="",

@@ -36,15 +36,15 @@ import torch
 
 from attnfer.data.dataset import FaceDataset
 from attnfer.data.readers import load_dataset
+from attnfer.faces import Face
 from attnfer.faces.compose import GroupStyle, compose_group
-from attnfer.faces.framing import Placement
+from attnfer.faces.framing import Placement, best_match
 from attnfer.recognize import Recognizer
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SOURCES = {"FER2013 test": (DATASETS / "fer2013", "test"), "CK+48": (DATASETS / "ckplus48", "all")}
 NUM_KNOWN = 7  # the classes the shipped models know (FER2013's); CK+'s contempt is left out
 SIZES = ((24, 48), (48, 96), (96, 100_000))  # spans of face sides in px, low to high (excluded)
-Box = tuple[float, float, float, float]
 
 # fer on photo files (paths on stdin, one a line): [ms, [[x1, y1, x2, y2, scores], ...]] each
 FER_SCRIPT = """
@@ -88,29 +88,22 @@ def likeliest(scores: dict[str, float], names: tuple[str, ...]) -> str:
     return max(names, key=lambda n: scores.get(n, 0.0))
 
 
-def match(truth: list[tuple[Placement, str]], found: list[tuple[Box, str]]) -> list[str | None]:
-    """For each placed face, the label of the result matched to it (the largest result whose box
-    centre lies in its square, each result used once), or None."""
-    free = list(range(len(found)))
+def match(truth: list[tuple[Placement, str]], found: list[tuple[Face, str]]) -> list[str | None]:
+    """For each placed face, the label of the result matched to it (``best_match``: the largest
+    result whose box centre lies in its square; each result used once), or None."""
+    free = list(found)
     labels: list[str | None] = []
     for placed, _ in truth:
-        inside = [
-            i
-            for i in free
-            if placed.x <= (found[i][0][0] + found[i][0][2]) / 2 <= placed.x + placed.side
-            and placed.y <= (found[i][0][1] + found[i][0][3]) / 2 <= placed.y + placed.side
-        ]
-        if not inside:
+        face = best_match([f for f, _ in free], placed)
+        if face is None:
             labels.append(None)
             continue
-        best = max(inside, key=lambda i: found[i][0][2] - found[i][0][0])
-        free.remove(best)
-        labels.append(found[best][1])
+        labels.append(free.pop(next(i for i, (f, _) in enumerate(free) if f is face))[1])
     return labels
 
 
 def score(
-    truths: list[list[tuple[Placement, str]]], results: list[list[tuple[Box, str]]]
+    truths: list[list[tuple[Placement, str]]], results: list[list[tuple[Face, str]]]
 ) -> dict[str, float | list[str]]:
     """Found and accuracy over all faces and per size bin, extra results."""
     sides, right, hit, extra = [], [], [], 0
@@ -145,7 +138,7 @@ def run_attnfer(
         start = time.perf_counter()
         faces = recognizer.predict(data)
         times.append(1000 * (time.perf_counter() - start))
-        results.append([(f.box, likeliest(f.probabilities, names)) for f in faces])
+        results.append([(Face(f.box), likeliest(f.probabilities, names)) for f in faces])
     return results, times
 
 
@@ -164,7 +157,7 @@ def run_fer(python: str, photos: list[bytes], names: tuple[str, ...]) -> tuple[l
         sys.exit(f"fer failed:\n{done.stderr[-2000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
     results = [
-        [((x1, y1, x2, y2), likeliest(scores, names)) for x1, y1, x2, y2, scores in found]
+        [(Face((x1, y1, x2, y2)), likeliest(scores, names)) for x1, y1, x2, y2, scores in found]
         for _, found in out
     ]
     return results, [ms for ms, _ in out]

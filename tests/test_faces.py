@@ -30,7 +30,7 @@ from attnfer.faces import (
     roll_correction,
 )
 from attnfer.faces.align import KEPT_TILT
-from attnfer.faces.base import SAME_FACE, SMALL, iou_matrix, merged, resized, side
+from attnfer.faces.base import SAME_FACE, SMALL, iou_matrix, longer_side, merged, resized
 from attnfer.faces.compose import PhotoStyle, compose_photo
 from attnfer.faces.framing import best_match
 
@@ -312,9 +312,9 @@ def test_a_closer_look_adds_no_large_faces() -> None:
         rng = np.random.default_rng([0, row])
         photo, placed = compose_photo(faces[row], rng, PhotoStyle(face_px=32))
         enlarged = detector.detect_at(photo, detector.max_side, enlarge=True)
-        assert max(map(side, enlarged)) > 100
+        assert max(map(longer_side, enlarged)) > 100
         (face,) = detector.detect(photo)
-        assert best_match([face], placed) == face and side(face) < SMALL
+        assert best_match([face], placed) == face and longer_side(face) < SMALL
 
 
 def test_a_closer_look_adds_only_faces_not_found_before() -> None:

@@ -141,7 +141,7 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
-def side(face: Boxed) -> float:
+def longer_side(face: Boxed) -> float:
     """The longer side of a face's box."""
     return max(face.box[2] - face.box[0], face.box[3] - face.box[1])
 
@@ -186,16 +186,16 @@ class Detector(ABC):
         longest = max(image.shape[:2])
         if self.first_side and longest > self.first_side:
             faces = self.detect_at(image, self.first_side)
-            if faces and min(map(side, faces)) * self.first_side / longest >= REFINE_BELOW:
+            if faces and min(map(longer_side, faces)) * self.first_side / longest >= REFINE_BELOW:
                 return faces
         faces = self.detect_at(image, self.max_side)
         scale = min(longest, self.max_side) / longest  # the fine pass's
-        small = bool(faces) and min(map(side, faces)) * scale < SMALL
+        small = bool(faces) and min(map(longer_side, faces)) * scale < SMALL
         if self.enlarge and (small or (not faces and longest < self.max_side)):
             closer = self.max_side if longest < self.max_side else CLOSER * self.max_side
             more = self.detect_at(image, closer, enlarge=closer > longest)
             if faces:  # beside faces found, only small ones are new: the fine pass saw larger
-                more = [f for f in more if side(f) * scale < SMALL]
+                more = [f for f in more if longer_side(f) * scale < SMALL]
             faces = merged(faces, more)
         return faces
 
